@@ -1,0 +1,131 @@
+"""``sparse-tune mine``: hard negatives for a BEIR split, written as training JSONL."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"2-200"`` -> ``(2, 200)``: 1-based inclusive ranks."""
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise argparse.ArgumentTypeError(
+            f"expected START-END with 1 <= START <= END (e.g. 2-200), got '{text}'"
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)"
+    )
+    parser.add_argument(
+        "--split", default="train", help="qrels split whose queries are mined (default: train)"
+    )
+    parser.add_argument(
+        "--method", choices=("bm25", "model"), default="bm25", help="retriever that ranks candidates"
+    )
+    parser.add_argument("--model", default=None, help="model name or path for --method model")
+    parser.add_argument(
+        "--backend",
+        choices=("embedded", "opensearch"),
+        default="embedded",
+        help="embedded: in-process, no server; opensearch: a cluster (URL/credentials from options or env)",
+    )
+    parser.add_argument(
+        "--opensearch-url", default=None, help="OpenSearch URL (default: from the environment)"
+    )
+    parser.add_argument("--index", default=None, help="index name (default: derived from dataset and method)")
+    parser.add_argument(
+        "--reuse-index", action="store_true", help="reuse an existing complete index of that name"
+    )
+    parser.add_argument(
+        "--range",
+        dest="rank_range",
+        type=parse_range,
+        default=(2, 200),
+        help="1-based inclusive ranks to sample negatives from (default: 2-200)",
+    )
+    parser.add_argument("--negatives", type=int, default=8, help="negatives per query (default: 8)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size for --method model")
+    parser.add_argument("--output", required=True, help="training JSONL to write ({query, pos, neg})")
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``mine`` verb."""
+    parser = subparsers.add_parser(
+        "mine",
+        help="mine hard negatives from BM25 or a model, via the embedded index or OpenSearch",
+        description="Retrieve the top END documents per training query, drop positives, and sample "
+        "--negatives uniformly from ranks START..END (1-based, inclusive).",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def default_index_name(dataset: str, method: str, model: str | None) -> str:
+    """A valid OpenSearch index name (lowercase, no spaces or separators) for this mining job."""
+    parts = ["sparse-tune-mine", Path(dataset).resolve().name, method] + ([Path(model).name] if model else [])
+    return re.sub(r"[^a-z0-9_-]+", "-", "-".join(parts).lower()).strip("-_")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sparse_tune.data.beir import load_beir
+    from sparse_tune.data.errors import DataError
+    from sparse_tune.data.formats import write_training_jsonl
+    from sparse_tune.index import get_backend
+    from sparse_tune.mining.hard_negatives import mine_hard_negatives
+
+    if args.method == "model" and not args.model:
+        print("error: --method model needs --model", file=sys.stderr)
+        return 2
+    try:
+        corpus, queries, qrels = load_beir(args.dataset, args.split)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    model = None
+    if args.method == "model":
+        from sparse_tune.models.io import load_model
+
+        model = load_model(args.model)
+    options = {"url": args.opensearch_url} if args.backend == "opensearch" and args.opensearch_url else {}
+    backend = get_backend(args.backend, **options)
+    index = args.index or default_index_name(args.dataset, args.method, args.model)
+    examples = mine_hard_negatives(
+        backend,
+        index,
+        queries,
+        qrels,
+        corpus,
+        method=args.method,
+        model=model,
+        n_negatives=args.negatives,
+        rank_range=args.rank_range,
+        seed=args.seed,
+        reuse_index=args.reuse_index,
+        batch_size=args.batch_size,
+    )
+    n = write_training_jsonl(args.output, examples)
+    n_neg = sum(len(e["neg"]) for e in examples)
+    print(
+        f"wrote {n} examples ({n_neg / max(n, 1):.1f} negatives per query, ranks "
+        f"{args.rank_range[0]}-{args.rank_range[1]}, {args.method} via {args.backend}) to {args.output}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mine_hard_negatives", description="Mine hard negatives for a BEIR split."
+    )
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(parser.parse_args(argv))

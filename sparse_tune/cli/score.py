@@ -1,0 +1,164 @@
+"""``sparse-tune score``: run expensive teachers once and write pre-computed distillation scores.
+
+Reads mined training JSONL (any format ``read_training_jsonl`` accepts, normalised to
+``{"query", "pos", "neg"}``) and writes ``{"query", "docs": [pos, neg, ...], "scores": [...]}``:
+one row per (query, positive), the positive first, then all the query's negatives. Scores are
+combined exactly as the live ``TeacherEnsemble`` combines them (per-query min-max, weights,
+``--score-scale``); the normalisation is over the candidates scored together, so with
+``--docs-per-query G`` (rows written already split into training groups of G, as
+``read_scored_jsonl`` would split them) the file matches live teacher scores exactly.
+
+    sparse-tune score --input mined.jsonl --output scored.jsonl \\
+        --teacher dense:minilm-l6:0.5 --teacher sparse:splade-tiny:0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from sparse_tune.config import TeacherConfig
+
+logger = logging.getLogger(__name__)
+
+
+def parse_teacher(spec: str) -> TeacherConfig:
+    """``type:model[:weight]`` -> TeacherConfig; the model may itself contain ':'."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise argparse.ArgumentTypeError(
+            f"teacher {spec!r}: expected type:model[:weight], e.g. dense:minilm-l6:0.5"
+        )
+    model, weight = rest, 1.0
+    head, sep, tail = rest.rpartition(":")
+    if sep:
+        try:
+            model, weight = head, float(tail)
+        except ValueError:
+            pass  # no weight: the last ':' belongs to the model name
+    try:
+        return TeacherConfig(type=kind, model=model, weight=weight)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"teacher {spec!r}: {exc}") from None
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "score",
+        help="score mined query/pos/neg JSONL with teacher models (for distillation)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--input", required=True, help="mined training JSONL ({query, pos, neg} or a variant)")
+    p.add_argument("--output", required=True, help="scored JSONL to write ({query, docs, scores})")
+    p.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        type=parse_teacher,
+        metavar="TYPE:MODEL[:WEIGHT]",
+        help="a teacher, repeatable: dense|sparse, a model name/folder/hub id, a weight (default 1)",
+    )
+    p.add_argument(
+        "--score-scale", type=float, default=1.0, help="multiplies the combined scores (default 1)"
+    )
+    p.add_argument(
+        "--docs-per-query",
+        type=int,
+        default=0,
+        help="write rows already split into training groups of this size (normalised per group, "
+        "as the live ensemble does); 0 (default) scores and writes each (query, positive) row whole",
+    )
+    p.add_argument("--queries-per-batch", type=int, default=16, help="queries scored together (default 16)")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per teacher forward pass (default 64)")
+    p.add_argument("--max-query-length", type=int, default=None, help="teacher query truncation (tokens)")
+    p.add_argument("--max-doc-length", type=int, default=None, help="teacher document truncation (tokens)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the teachers")
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip (and count) malformed input lines")
+    p.set_defaults(func=run)
+
+
+def _units(examples: list[dict], docs_per_query: int) -> tuple[list[tuple[str, list[str]]], int]:
+    """(query, candidates) to score, positive first, and the number of examples without negatives."""
+    from sparse_tune.data.teacher_scores import group_candidates
+
+    units: list[tuple[str, list[str]]] = []
+    skipped = 0
+    for ex in examples:
+        if not ex["neg"]:
+            skipped += 1
+            continue
+        for pos in ex["pos"]:
+            docs = [pos, *ex["neg"]]
+            if docs_per_query:
+                placeholder = [0.0] * len(docs)
+                units.extend(
+                    (ex["query"], group) for group, _ in group_candidates(docs, placeholder, docs_per_query)
+                )
+            else:
+                units.append((ex["query"], docs))
+    return units, skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from sparse_tune.data.formats import read_training_jsonl
+    from sparse_tune.training.teachers import TeacherEnsemble
+
+    if args.docs_per_query == 1 or args.docs_per_query < 0:
+        raise ValueError(f"--docs-per-query must be 0 (whole rows) or >= 2, got {args.docs_per_query}")
+    if args.queries_per_batch < 1:
+        raise ValueError(f"--queries-per-batch must be >= 1, got {args.queries_per_batch}")
+
+    # 1. Read and expand: one row per (query, positive), or per training group.
+    examples = read_training_jsonl(args.input, skip_bad_lines=args.skip_bad_lines)
+    units, skipped = _units(examples, args.docs_per_query)
+    if skipped:
+        logger.warning("%s: %d example(s) have no negatives and were skipped", args.input, skipped)
+    if not units:
+        raise ValueError(f"{args.input}: no example has negatives, nothing to score")
+
+    # 2. Load every teacher once.
+    ensemble = TeacherEnsemble(
+        args.teacher,
+        score_scale=args.score_scale,
+        device=args.device,
+        bf16=args.bf16,
+        batch_size=args.batch_size,
+        max_query_length=args.max_query_length,
+        max_doc_length=args.max_doc_length,
+    )
+
+    # 3. Score rows with the same number of candidates together (the ensemble takes a rectangle).
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for i, (_, docs) in enumerate(units):
+        by_size[len(docs)].append(i)
+    scores: list[list[float] | None] = [None] * len(units)
+    with tqdm(total=len(units), desc="scoring", unit="row") as bar:
+        for idx in by_size.values():
+            for start in range(0, len(idx), args.queries_per_batch):
+                chunk = idx[start : start + args.queries_per_batch]
+                batch = ensemble.score([units[i][0] for i in chunk], [units[i][1] for i in chunk])
+                for i, row in zip(chunk, batch.cpu().tolist(), strict=True):
+                    scores[i] = row
+                bar.update(len(chunk))
+
+    # 4. Write in input order, atomically (a crash never leaves half a file under the final name).
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for (query, docs), row_scores in zip(units, scores, strict=True):
+            f.write(
+                json.dumps({"query": query, "docs": docs, "scores": row_scores}, ensure_ascii=False) + "\n"
+            )
+    os.replace(tmp, out)
+    teachers = ", ".join(f"{t.type}:{t.model}:{t.weight:g}" for t in args.teacher)
+    print(f"wrote {len(units)} scored rows from {len(examples)} examples to {out} (teachers: {teachers})")
+    return 0

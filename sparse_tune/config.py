@@ -1,0 +1,308 @@
+"""Typed configuration: YAML recipes map onto these dataclasses plus transformers' TrainingArguments.
+
+Everything about *how* to train (precision, accumulation, checkpoints, resume, logging,
+seeds, DDP) is transformers' ``TrainingArguments``; these dataclasses hold only what is
+specific to retrieval. One flat YAML namespace feeds all of them, so a recipe reads as a
+list of settings and ``--key value`` overrides any of them. Unknown keys are an error
+that names the close matches and lists the valid keys.
+"""
+
+# No `from __future__ import annotations` here: the field types are read at run time to
+# coerce and check YAML / command-line values.
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+HeadName = Literal["splade", "inference_free", "dense"]
+Activation = Literal["log1p_relu", "log1p_log1p_relu"]
+
+
+class ConfigError(ValueError):
+    """A recipe or override that cannot be used; the message says which key and why."""
+
+
+@dataclass
+class ModelConfig:
+    model_name_or_path: str = field(
+        default="splade-tiny",
+        metadata={"help": "Hub id, local folder, or a registered short name (splade-tiny, minilm-l6)."},
+    )
+    head: Optional[HeadName] = field(
+        default=None,
+        metadata={"help": "splade | inference_free | dense. Default: the checkpoint's own head, else "
+                  "splade for masked-LM checkpoints and dense otherwise."},
+    )
+    activation: Activation = field(
+        default="log1p_relu", metadata={"help": "SPLADE activation: log1p_relu or log1p_log1p_relu."}
+    )
+    pooling: Literal["cls", "mean"] = field(default="cls", metadata={"help": "Dense pooling."})
+    normalize: bool = field(default=False, metadata={"help": "L2-normalise dense embeddings."})
+    idf_path: Optional[str] = field(
+        default=None, metadata={"help": "idf.json ({token: weight}) for the inference-free query side."}
+    )
+    train_idf: bool = field(default=False, metadata={"help": "Train the inference-free IDF weights."})
+    idf_learning_rate: Optional[float] = field(
+        default=None, metadata={"help": "Learning rate of the IDF weights (default: learning_rate)."}
+    )
+    max_query_length: int = field(default=64, metadata={"help": "Query truncation in tokens."})
+    max_doc_length: int = field(default=256, metadata={"help": "Document truncation in tokens."})
+    splade_impl: Literal["fused", "reference"] = field(
+        default="fused", metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_query_length < 1 or self.max_doc_length < 1:
+            raise ConfigError("max_query_length and max_doc_length must be >= 1")
+        if self.idf_learning_rate is not None and self.idf_learning_rate < 0:
+            raise ConfigError(f"idf_learning_rate must be >= 0, got {self.idf_learning_rate}")
+
+
+@dataclass
+class DataConfig:
+    train_file: Optional[str] = field(
+        default=None, metadata={"help": "Training JSONL (query/pos/neg and friends, or docs/scores)."}
+    )
+    beir_dir: Optional[str] = field(
+        default=None, metadata={"help": "BEIR folder to train from (positives from qrels) when no train_file."}
+    )
+    beir_split: str = field(default="train", metadata={"help": "qrels split of beir_dir used for training."})
+    docs_per_query: int = field(
+        default=8, metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."}
+    )
+    max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
+    skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
+
+    def __post_init__(self) -> None:
+        if self.docs_per_query < 1:
+            raise ConfigError(f"docs_per_query must be >= 1, got {self.docs_per_query}")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ConfigError(f"max_examples must be >= 1, got {self.max_examples}")
+
+
+@dataclass
+class TeacherConfig:
+    """One live teacher: ``{type: dense|sparse, model: name-or-path, weight: w}``."""
+
+    type: Literal["dense", "sparse"]
+    model: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.type not in ("dense", "sparse"):
+            raise ConfigError(f"teacher type must be 'dense' or 'sparse', got {self.type!r}")
+        if not math.isfinite(self.weight) or self.weight < 0:
+            raise ConfigError(f"teacher weight must be a finite number >= 0, got {self.weight}")
+
+
+@dataclass
+class LossConfig:
+    loss: Literal["infonce", "kl", "margin_mse"] = field(
+        default="infonce", metadata={"help": "Ranking / distillation loss."}
+    )
+    scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
+    in_batch_negatives: bool = field(default=True, metadata={"help": "InfoNCE over all documents in the batch."})
+    temperature: float = field(default=1.0, metadata={"help": "KL distillation temperature."})
+    flops_doc_weight: float = field(default=0.0, metadata={"help": "FLOPS weight on documents."})
+    flops_query_weight: float = field(
+        default=0.0, metadata={"help": "FLOPS weight on queries (ignored by inference-free models)."}
+    )
+    flops_warmup_steps: int = field(default=0, metadata={"help": "Quadratic warm-up of the FLOPS weights."})
+    idf_aware_flops: bool = field(
+        default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
+    )
+    teachers: list = field(
+        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse, model: ..., weight: ...}]."}
+    )
+    score_scale: float = field(default=1.0, metadata={"help": "Scale of the combined live-teacher scores."})
+
+    def __post_init__(self) -> None:
+        for name in ("flops_doc_weight", "flops_query_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.scale <= 0 or self.temperature <= 0:
+            raise ConfigError("scale and temperature must be > 0")
+        if self.flops_warmup_steps < 0:
+            raise ConfigError(f"flops_warmup_steps must be >= 0, got {self.flops_warmup_steps}")
+        teachers = []
+        for t in self.teachers:
+            if isinstance(t, TeacherConfig):
+                teachers.append(t)
+            elif isinstance(t, dict):
+                unknown = set(t) - {"type", "model", "weight"}
+                if unknown or "type" not in t or "model" not in t:
+                    raise ConfigError(f"teacher {t} must have keys type, model and optionally weight")
+                teachers.append(TeacherConfig(**t))
+            else:
+                raise ConfigError(f"teacher must be a mapping, got {t!r}")
+        self.teachers = teachers
+
+
+OURS = (ModelConfig, DataConfig, LossConfig)
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a field type; accept the safe conversions YAML users expect."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner[0]) if len(inner) == 1 else value
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{name}: {value!r} is not one of {list(args)}")
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{name}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(out):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        return out
+    if annotation is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return str(value)
+    if annotation is list or origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs."""
+
+    model: ModelConfig
+    data: DataConfig
+    loss: LossConfig
+    training: Any  # transformers.TrainingArguments
+
+
+def valid_keys() -> dict[str, list[str]]:
+    from transformers import TrainingArguments
+
+    out = {cls.__name__: [f.name for f in dataclasses.fields(cls)] for cls in OURS}
+    out["TrainingArguments"] = [f.name for f in dataclasses.fields(TrainingArguments) if f.init]
+    return out
+
+
+def parse_overrides(argv: list[str]) -> dict[str, Any]:
+    """``--key value`` / ``--key=value`` pairs -> dict; values are parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--") or len(token) == 2:
+            raise ConfigError(f"expected --key value, got {token!r}")
+        key = token[2:].replace("-", "_")
+        if "=" in key:
+            key, raw = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raw = "true"  # a bare flag
+                i += 1
+            else:
+                raw = argv[i + 1]
+                i += 2
+        out[key] = yaml.safe_load(raw) if raw != "" else ""
+    return out
+
+
+def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML recipe, apply overrides, and split the flat keys onto the dataclasses."""
+    from transformers import TrainingArguments
+
+    values: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text(encoding="utf-8-sig")
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of key: value, got {type(loaded).__name__}")
+        values.update(loaded)
+    values.update(overrides or {})
+
+    keys = valid_keys()
+    by_class: dict[str, dict[str, Any]] = {name: {} for name in keys}
+    unknown = []
+    for key, value in values.items():
+        owner = next((name for name, names in keys.items() if key in names), None)
+        if owner is None:
+            unknown.append(key)
+        else:
+            by_class[owner][key] = value
+    if unknown:
+        ours = sorted(k for name in ("ModelConfig", "DataConfig", "LossConfig") for k in keys[name])
+        everything = ours + keys["TrainingArguments"]
+        hints = {k: difflib.get_close_matches(k, everything, n=3) for k in unknown}
+        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        raise ConfigError(
+            f"unknown config key(s): {hint_text}. Valid keys: {', '.join(ours)}, "
+            "and any transformers TrainingArguments field (e.g. output_dir, max_steps, learning_rate, "
+            "per_device_train_batch_size, gradient_accumulation_steps, bf16, save_steps, seed)"
+        )
+
+    model = _build(ModelConfig, by_class["ModelConfig"])
+    data = _build(DataConfig, by_class["DataConfig"])
+    loss = _build(LossConfig, by_class["LossConfig"])
+    targs = by_class["TrainingArguments"]
+    targs.setdefault("output_dir", "runs/sparse_tune")
+    targs.setdefault("remove_unused_columns", False)
+    targs.setdefault("report_to", "none")
+    targs.setdefault("dataloader_pin_memory", False)
+    lr = targs.get("learning_rate")
+    if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0):
+        raise ConfigError(f"learning_rate must be a number >= 0, got {lr!r}")
+    hints = typing.get_type_hints(TrainingArguments)
+    for key, value in list(targs.items()):
+        annotation = hints.get(key)
+        if annotation in (int, float, bool, str) and value is not None:
+            targs[key] = _coerce(key, value, annotation)
+    try:
+        training = TrainingArguments(**targs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"training arguments: {exc}") from None
+    if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
+        raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
+    return TrainConfig(model=model, data=data, loss=loss, training=training)

@@ -1,0 +1,283 @@
+"""Training JSONL in the formats people already have, normalised to one shape.
+
+Hard-negative files come from FlagEmbedding, sentence-transformers scripts, our own
+miner and ad-hoc exports; each names its fields differently. Rather than ask users to
+convert, every line's format is detected from its keys and normalised to
+``{"query": str, "pos": list[str], "neg": list[str]}``. Validation happens here, line
+by line, because a bad record found later (inside a collator, mid-epoch) has lost the
+file and line that would let someone fix it.
+
+Accepted line formats (extra keys are ignored; negatives may be absent):
+
+========================  ===================  =============================
+positives key             negatives key        notes
+========================  ===================  =============================
+``pos``                   ``neg``              FlagEmbedding / sparse_tune
+``positive``              ``negative``
+``pos_doc``               ``neg_doc``          ``pos_doc`` may be a string
+``pos``                   ``negs``
+========================  ===================  =============================
+
+A string is accepted wherever a list of positives (or negatives) is expected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from sparse_tune.data.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+#: A normalised training example.
+Example = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LineFormat:
+    """One accepted spelling of a training line: which keys hold positives and negatives."""
+
+    name: str
+    pos_key: str
+    neg_key: str
+
+
+FORMATS: tuple[LineFormat, ...] = (
+    LineFormat("pos/neg", "pos", "neg"),
+    LineFormat("positive/negative", "positive", "negative"),
+    LineFormat("pos_doc/neg_doc", "pos_doc", "neg_doc"),
+    LineFormat("pos/negs", "pos", "negs"),
+)
+_NEG_KEYS = {f.neg_key for f in FORMATS}
+_ACCEPTED = "; ".join(f'{{"query", "{f.pos_key}": [...], "{f.neg_key}": [...]}}' for f in FORMATS)
+
+
+def detect_format(record: dict[str, Any]) -> LineFormat | None:
+    """The format whose keys a record uses, or ``None`` when no format fits.
+
+    A record must name one positives key and at most one negatives key, and that
+    negatives key must belong to the same format (``pos`` with ``negative`` is
+    refused: it is more likely a typo than a deliberate mix).
+    """
+    negs_present = _NEG_KEYS & record.keys()
+    if len(negs_present) > 1:
+        return None
+    for fmt in FORMATS:
+        if fmt.pos_key not in record:
+            continue
+        if not negs_present or fmt.neg_key in negs_present:
+            return fmt
+    return None
+
+
+def _texts(value: Any, field: str, allow_empty: bool) -> list[str]:
+    """A string or list of strings as a list; raises ``ValueError`` naming the field."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f'"{field}" must be a string or a list of strings, got {type(value).__name__}')
+    for i, text in enumerate(value):
+        if not isinstance(text, str):
+            raise ValueError(f'"{field}"[{i}] must be a string, got {type(text).__name__}')
+    out = [t for t in value if t.strip()]
+    if not out and not allow_empty:
+        raise ValueError(f'"{field}" is empty: every example needs at least one non-empty positive')
+    return out
+
+
+def normalize_record(record: Any) -> Example:
+    """Validate one parsed line and return it as ``{"query", "pos", "neg"}``.
+
+    Raises ``ValueError`` with a one-line reason (the caller adds file and line).
+    Empty or whitespace-only negatives are dropped rather than refused: they carry
+    no signal and some exporters pad with them.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    fmt = detect_format(record)
+    if fmt is None:
+        raise ValueError(f"unknown format (keys: {sorted(record)}); accepted formats: {_ACCEPTED}")
+    if "query" not in record:
+        raise ValueError('missing "query"')
+    query = record["query"]
+    if not isinstance(query, str):
+        raise ValueError(f'"query" must be a string, got {type(query).__name__}')
+    if not query.strip():
+        raise ValueError('"query" is empty')
+    pos = _texts(record[fmt.pos_key], fmt.pos_key, allow_empty=False)
+    neg = _texts(record.get(fmt.neg_key, []), fmt.neg_key, allow_empty=True)
+    return {"query": query, "pos": pos, "neg": neg}
+
+
+def scan_training_jsonl(path: str | PathLike[str]) -> tuple[list[Example], list[DataError]]:
+    """Read every valid example and collect one ``DataError`` per bad line (never raises for a line).
+
+    Blank lines are skipped silently. A UTF-8 BOM and CRLF line endings are accepted.
+    Raises ``DataError`` only when the file itself is unusable (missing, not UTF-8).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found (expected training JSONL: one JSON object per line)")
+    examples: list[Example] = []
+    errors: list[DataError] = []
+    try:
+        with path.open(encoding="utf-8-sig", newline=None) as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    errors.append(DataError(path, lineno, f"malformed JSON: {e.msg} (column {e.colno})"))
+                    continue
+                try:
+                    examples.append(normalize_record(record))
+                except ValueError as e:
+                    errors.append(DataError(path, lineno, str(e)))
+    except UnicodeDecodeError as e:
+        raise DataError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
+    return examples, errors
+
+
+def read_training_jsonl(path: str | PathLike[str], skip_bad_lines: bool = False) -> list[Example]:
+    """Load training JSONL as normalised ``{"query", "pos", "neg"}`` dicts.
+
+    With ``skip_bad_lines=False`` the first bad line raises ``DataError`` (file, line,
+    reason). With ``True`` bad lines are skipped and their count logged as a warning;
+    use :func:`scan_training_jsonl` to get the errors themselves. A file with no valid
+    example at all always raises.
+    """
+    examples, errors = scan_training_jsonl(path)
+    if errors and not skip_bad_lines:
+        raise errors[0]
+    if errors:
+        logger.warning("%s: skipped %d bad line(s); first: %s", path, len(errors), errors[0])
+    if not examples:
+        detail = f" ({len(errors)} bad line(s) skipped; first: {errors[0].message})" if errors else ""
+        raise DataError(path, None, f"empty file: no training examples{detail}")
+    return examples
+
+
+def write_training_jsonl(path: str | PathLike[str], examples: Iterable[Example]) -> int:
+    """Write examples as ``{"query", "pos", "neg"}`` JSON lines (UTF-8, ``\\n``); returns the count.
+
+    Keys other than these three are dropped so the file is readable by any tool that
+    knows the FlagEmbedding format, including :func:`read_training_jsonl`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        for ex in examples:
+            row = {"query": ex["query"], "pos": list(ex["pos"]), "neg": list(ex.get("neg", []))}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def make_groups(
+    examples: Sequence[Example],
+    docs_per_query: int,
+    seed: int,
+    corpus_texts: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Turn examples into fixed-size groups ``{"query", "docs": [pos, neg_1, ..., neg_{G-1}]}``.
+
+    The contrastive losses need the same group size ``G`` for every query (docs of
+    query ``i`` are rows ``i*G:(i+1)*G``). Per example: one positive drawn at random,
+    then ``G-1`` negatives drawn without replacement from its own negatives; only if
+    it has too few are they reused (every negative appears at least once first). An
+    example with no negatives borrows random corpus documents that are not among its
+    positives when ``corpus_texts`` is given; otherwise that is a ``DataError``.
+    Deterministic for a given ``seed``.
+    """
+    if docs_per_query < 1:
+        raise DataError("<training examples>", None, f"docs_per_query={docs_per_query}: must be >= 1")
+    rng = random.Random(seed)
+    n_neg = docs_per_query - 1
+    groups: list[dict[str, Any]] = []
+    for i, ex in enumerate(examples):
+        pos = rng.choice(ex["pos"])
+        negs = list(ex.get("neg") or [])
+        if n_neg == 0:
+            chosen: list[str] = []
+        elif len(negs) >= n_neg:
+            chosen = rng.sample(negs, n_neg)
+        elif negs:
+            chosen = rng.sample(negs, len(negs)) + rng.choices(negs, k=n_neg - len(negs))
+        elif corpus_texts:
+            chosen = _corpus_negatives(corpus_texts, set(ex["pos"]), n_neg, rng)
+            if chosen is None:
+                raise DataError(
+                    "<training examples>",
+                    i + 1,
+                    f"docs_per_query={docs_per_query}: example has no negatives and the corpus has no "
+                    "document that is not one of its positives",
+                )
+        else:
+            raise DataError(
+                "<training examples>",
+                i + 1,
+                f"docs_per_query={docs_per_query} needs {n_neg} negative(s) per query but this example has "
+                "none; mine hard negatives (`sparse-tune mine`), pass a corpus to fill with random "
+                "documents, or use docs_per_query=1",
+            )
+        groups.append({"query": ex["query"], "docs": [pos, *chosen]})
+    return groups
+
+
+def _corpus_negatives(
+    corpus: Sequence[str], positives: set[str], k: int, rng: random.Random
+) -> list[str] | None:
+    """``k`` random corpus texts that are not positives (distinct while the corpus allows)."""
+    candidates_left = len(corpus)
+    picked: dict[int, str] = {}
+    tries = 0
+    while len(picked) < k and tries < 20 * k + 100:  # rejection sampling: cheap when positives are few
+        tries += 1
+        j = rng.randrange(candidates_left)
+        if j not in picked and corpus[j] not in positives:
+            picked[j] = corpus[j]
+    if len(picked) < k:  # tiny corpus: fall back to an exhaustive scan, then reuse
+        pool = [t for t in corpus if t not in positives]
+        if not pool:
+            return None
+        extra = [t for j, t in enumerate(corpus) if t not in positives and j not in picked]
+        out = list(picked.values()) + extra
+        return out[:k] if len(out) >= k else out + rng.choices(pool, k=k - len(out))
+    return list(picked.values())
+
+
+def load_training_dataset(
+    path: str | PathLike[str],
+    skip_bad_lines: bool = False,
+    docs_per_query: int | None = None,
+    seed: int = 42,
+    corpus_texts: Sequence[str] | None = None,
+):
+    """Validated training data as a Hugging Face ``datasets.Dataset``.
+
+    Validation runs first (so errors carry file and line), then the rows go through
+    ``Dataset.from_list``, which gives Arrow-backed storage, ``.map`` caching and the
+    ``Trainer`` integration. Columns are ``query``/``pos``/``neg``; with
+    ``docs_per_query`` they are the grouped ``query``/``docs`` of :func:`make_groups`.
+    """
+    from datasets import Dataset, Features, Value
+    from datasets import Sequence as HFSequence
+
+    examples = read_training_jsonl(path, skip_bad_lines=skip_bad_lines)
+    if docs_per_query is not None:
+        groups = make_groups(examples, docs_per_query, seed, corpus_texts)
+        features = Features({"query": Value("string"), "docs": HFSequence(Value("string"))})
+        return Dataset.from_list(groups, features=features)
+    features = Features(
+        {"query": Value("string"), "pos": HFSequence(Value("string")), "neg": HFSequence(Value("string"))}
+    )
+    return Dataset.from_list(examples, features=features)

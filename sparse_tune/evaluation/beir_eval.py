@@ -1,0 +1,144 @@
+"""Evaluate one or several retrievers on a BEIR split through any index backend.
+
+For each model: encode the corpus (cached on disk by fingerprint) and the queries, put
+the documents into the backend (reusing an index built from the same model, corpus and
+settings), retrieve the top 100, and score the run with pytrec_eval. Both backends yield
+the same result keys, so embedded and OpenSearch numbers sit in one table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from sparse_tune.evaluation.checkpoints import training_step
+from sparse_tune.evaluation.metrics import evaluate_run
+from sparse_tune.index.base import IndexBackend
+from sparse_tune.models.inference import encode_texts, flops_estimate, sparsity_stats
+from sparse_tune.types import Corpus, Encoded, EvalResult, Qrels
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSettings:
+    top_k: int = 100
+    batch_size: int = 32
+    query_batch_size: int = 64
+    doc_top_k: int | None = None  # prune each document to its top-k weights
+    bf16: bool = False
+    reindex: bool = False
+    cache_dir: str | None = None
+    progress: bool = True
+    search_batch: int = 1  # queries per backend call: 1 times each query on its own (true per-query latency)
+
+
+def save_encoded(path: Path, enc: Encoded) -> None:
+    """``.npz`` with ids, the matrix and (sparse) the vocabulary; written atomically."""
+    import json
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    payload = {"ids": np.array(enc.ids, dtype=object), "kind": np.array(enc.kind)}
+    if enc.kind == "sparse":
+        m = enc.matrix
+        payload.update(data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape))
+        payload["vocab"] = np.array(json.dumps(enc.vocab))
+    else:
+        payload["dense"] = enc.matrix
+    np.savez(tmp, **payload)
+    os.replace(tmp, path)
+
+
+def load_encoded(path: Path) -> Encoded:
+    import json
+
+    z = np.load(path, allow_pickle=True)  # our own cache: ids are stored as an object array
+    ids = [str(x) for x in z["ids"]]
+    kind = str(z["kind"])
+    if kind == "sparse":
+        m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+        return Encoded(ids, m, "sparse", json.loads(str(z["vocab"])))
+    return Encoded(ids, z["dense"], "dense")
+
+
+def _model_fingerprint(name: str) -> str:
+    from sparse_tune.index.fingerprint import fingerprint_path
+
+    path = Path(name)
+    return fingerprint_path(path) if path.exists() else name
+
+
+def evaluate_model(
+    model_name: str,
+    corpus: Corpus,
+    queries: dict[str, str],
+    qrels: Qrels,
+    backend: IndexBackend,
+    settings: EvalSettings,
+    corpus_fingerprint: str,
+    label: str | None = None,
+    backend_name: str = "embedded",
+) -> EvalResult:
+    """Run one model end to end; the returned metrics are the results.json entry."""
+    from sparse_tune.index.fingerprint import index_name
+    from sparse_tune.models.io import load_model
+
+    model = load_model(model_name)
+    enc_settings = {"doc_top_k": settings.doc_top_k, "bf16": settings.bf16, **model.settings()}
+    name = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, enc_settings)
+
+    # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.
+    cache = Path(settings.cache_dir) / f"{name}.npz" if settings.cache_dir else None
+    t0 = time.perf_counter()
+    if cache is not None and cache.is_file() and not settings.reindex:
+        docs = load_encoded(cache)
+        encode_seconds = 0.0
+    else:
+        docs = encode_texts(
+            model, corpus.ids, corpus.texts, "document", settings.batch_size, settings.doc_top_k,
+            settings.bf16, settings.progress,
+        )
+        encode_seconds = time.perf_counter() - t0
+        if cache is not None:
+            save_encoded(cache, docs)
+
+    # 2. Queries (only those with judgements).
+    qids = [q for q in qrels if q in queries]
+    q_enc = encode_texts(
+        model, qids, [queries[q] for q in qids], "query", settings.query_batch_size, None, False, settings.progress
+    )
+
+    # 3. Index (reuse when complete), then search in batches to time the backend per query.
+    if settings.reindex or not backend.exists(name):
+        dim = docs.matrix.shape[1]
+        backend.create(name, docs.kind, dim=dim)
+        backend.add(name, docs)
+        backend.finalize(name)
+    run: dict = {}
+    per_query_ms: list[float] = []
+    for start in range(0, len(qids), settings.search_batch):
+        chunk = Encoded(qids[start : start + settings.search_batch], q_enc.matrix[start : start + settings.search_batch],
+                        q_enc.kind, q_enc.vocab)
+        t = time.perf_counter()
+        run.update(backend.search(name, chunk, settings.top_k))
+        per_query_ms.extend([(time.perf_counter() - t) * 1000 / len(chunk.ids)] * len(chunk.ids))
+
+    # 4. Metrics, sparsity and cost.
+    metrics = evaluate_run(qrels, run)
+    metrics["doc_nnz"] = sparsity_stats(docs)["nnz"]
+    metrics["query_nnz"] = sparsity_stats(q_enc)["nnz"]
+    metrics["flops"] = flops_estimate(q_enc, docs)
+    metrics["latency_p50_ms"] = float(np.percentile(per_query_ms, 50)) if per_query_ms else 0.0
+    metrics["latency_p95_ms"] = float(np.percentile(per_query_ms, 95)) if per_query_ms else 0.0
+    metrics["index_size_bytes"] = float(backend.stats(name).get("size_bytes", 0.0))
+    metrics["encode_seconds"] = encode_seconds
+    metrics["num_queries"] = float(len(qids))
+    metrics["num_docs"] = float(len(docs.ids))
+    return EvalResult(model=label or model_name, metrics=metrics, step=training_step(model_name))

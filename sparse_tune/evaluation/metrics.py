@@ -1,0 +1,42 @@
+"""IR metrics exactly as BEIR reports them, computed with pytrec_eval.
+
+nDCG@10 and Recall@100 are pytrec_eval's ``ndcg_cut_10`` and ``recall_100``; MRR@10 is
+``recip_rank`` over each query's top 10 (BEIR's ``mrr@10``). As in BEIR, a document whose
+id equals the query id is dropped from the run (some datasets list the query itself).
+Queries without judgements are ignored; judged queries missing from the run count as 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytrec_eval
+
+from sparse_tune.types import Qrels, Run
+
+METRIC_NAMES = ("nDCG@10", "MRR@10", "Recall@100")
+
+
+def _top(run: Run, k: int) -> Run:
+    return {q: dict(sorted(docs.items(), key=lambda x: (-x[1], x[0]))[:k]) for q, docs in run.items()}
+
+
+def evaluate_run(qrels: Qrels, run: Run, ignore_identical_ids: bool = True) -> dict[str, float]:
+    """Mean nDCG@10, MRR@10 and Recall@100 over the judged queries."""
+    if ignore_identical_ids:
+        run = {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items()}
+    judged = {q: rel for q, rel in qrels.items() if rel}
+    if not judged:
+        raise ValueError("qrels hold no judged queries")
+    full = {q: run.get(q, {}) for q in judged}
+    per_query = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.100"}).evaluate(_top(full, 100))
+    rr = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(_top(full, 10))
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values)) if values else 0.0
+
+    # pytrec_eval omits queries whose run is empty; they score 0 on every metric.
+    return {
+        "nDCG@10": mean([per_query.get(q, {}).get("ndcg_cut_10", 0.0) for q in judged]),
+        "MRR@10": mean([rr.get(q, {}).get("recip_rank", 0.0) for q in judged]),
+        "Recall@100": mean([per_query.get(q, {}).get("recall_100", 0.0) for q in judged]),
+    }

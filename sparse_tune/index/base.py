@@ -1,0 +1,49 @@
+"""The contract every retrieval backend implements.
+
+Evaluation and mining talk only to this protocol, so the same code runs against the
+in-process index (the default: no server) and against OpenSearch (local or cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from sparse_tune.types import Encoded, Kind, Run
+
+BackendName = Literal["embedded", "opensearch"]
+
+
+@runtime_checkable
+class IndexBackend(Protocol):
+    """An index of encoded documents (and optionally their text for BM25)."""
+
+    def exists(self, index: str) -> bool:
+        """True when ``index`` holds a complete, reusable copy of a collection."""
+        ...
+
+    def create(self, index: str, kind: Kind, dim: int | None = None, with_text: bool = False) -> None:
+        """Create an empty index (replacing any existing one of that name)."""
+        ...
+
+    def add(self, index: str, docs: Encoded | None, texts: dict[str, str] | None = None) -> None:
+        """Add encoded documents (and/or raw texts for BM25). Ids in ``docs`` and ``texts`` must agree."""
+        ...
+
+    def finalize(self, index: str) -> None:
+        """Make added documents searchable and mark the index complete (refresh; write the marker)."""
+        ...
+
+    def search(self, index: str, queries: Encoded, top_k: int) -> Run:
+        """Score every query against the index (dot product); return the top ``top_k`` per query."""
+        ...
+
+    def search_text(self, index: str, queries: dict[str, str], top_k: int) -> Run:
+        """BM25 over the indexed texts."""
+        ...
+
+    def delete(self, index: str) -> None:
+        ...
+
+    def stats(self, index: str) -> dict[str, float]:
+        """At least ``doc_count`` and ``size_bytes``."""
+        ...

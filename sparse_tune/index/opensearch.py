@@ -1,0 +1,359 @@
+"""OpenSearch as a retrieval backend: the same protocol as the embedded index, on a server.
+
+Why a server at all: corpora too big for one process, sharing an index between mining
+and evaluation runs, and checking that scores survive OpenSearch's own storage
+(``rank_features`` keeps ~9 significant bits). Only standard REST APIs are used
+(bulk, _msearch, mappings, stats) through opensearch-py, so any OpenSearch 2.x/3.x works;
+the ``neural_sparse`` and ``knn`` queries additionally need the neural-search and k-NN
+plugins, which the official distribution bundles.
+
+Scores are the embedded backend's: sparse ``rank_feature`` sums give the exact dot
+product up to ``rank_features`` precision, and dense k-NN scores are mapped back from
+the plugin's ``innerproduct`` transform to raw dot products (HNSW is approximate, so
+the *set* of dense hits may differ slightly from the exact one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from sparse_tune.index.opensearch_bulk import RetryPolicy, bulk_index, is_retryable_status, with_retries
+from sparse_tune.index.opensearch_config import OpenSearchConfig, OpenSearchUnavailableError
+from sparse_tune.index.opensearch_mappings import (
+    DENSE_FIELD,
+    FEATURE_ENCODING,
+    META_KEY,
+    SPARSE_FIELD,
+    TEXT_FIELD,
+    index_body,
+)
+from sparse_tune.index.opensearch_queries import (
+    OpenSearchQueryError,
+    hits_of,
+    innerproduct_score_to_dot,
+    knn_query,
+    match_query,
+    sparse_query,
+    sparse_row_tokens,
+)
+from sparse_tune.types import Encoded, Kind, Run
+
+logger = logging.getLogger(__name__)
+
+_NEURAL_HINT = (
+    "The neural_sparse query needs OpenSearch's neural-search plugin; "
+    "use sparse_query='rank_feature' (portable, exact dot products) on servers without it"
+)
+_KNN_HINT = "k-NN queries need OpenSearch's k-NN plugin (bundled with the official distribution)"
+
+
+def _import_client() -> Any:
+    try:
+        from opensearchpy import OpenSearch
+    except ImportError as exc:  # pragma: no cover - opensearch-py is a core dependency
+        raise ImportError("the OpenSearch backend needs opensearch-py: `pip install opensearch-py`") from exc
+    return OpenSearch
+
+
+class OpenSearchBackend:
+    """:class:`~sparse_tune.index.base.IndexBackend` on an OpenSearch cluster.
+
+    ``OpenSearchBackend(url=..., user=..., password=..., ca_certs=..., verify_certs=...,
+    sparse_query="rank_feature" | "neural_sparse", max_clause_count=1024, ...)``: any
+    field of :class:`OpenSearchConfig`; unset connection fields come from
+    ``SPARSE_TUNE_OPENSEARCH_{URL,USER,PASSWORD,CA_CERTS}``. The server is contacted at
+    construction (unless ``check_connection=False``) so a wrong URL fails at once.
+    """
+
+    def __init__(
+        self, config: OpenSearchConfig | None = None, client: Any | None = None, **options: Any
+    ) -> None:
+        if config is not None and options:
+            raise TypeError("pass either config or keyword options, not both")
+        self.config = config.resolve() if config is not None else OpenSearchConfig.from_options(**options)
+        cfg = self.config
+        self.retry = RetryPolicy(cfg.max_retries, cfg.initial_backoff, cfg.max_backoff)
+        self._warned_pruning = False
+        if client is None:
+            client = _import_client()(**cfg.client_kwargs())
+        self.client = client
+        if cfg.check_connection:
+            self._check_connection()
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _check_connection(self) -> None:
+        """Fail now, with the (masked) URL and what to do, rather than mid-evaluation."""
+        from opensearchpy.exceptions import (
+            AuthenticationException,
+            AuthorizationException,
+            SSLError,
+            TransportError,
+        )
+
+        cfg = self.config
+        quick = RetryPolicy(max_retries=min(1, cfg.max_retries), initial_backoff=0.2, max_backoff=0.5)
+        try:
+            with_retries(self.client.info, quick, "connect", cfg.redact)
+        except (AuthenticationException, AuthorizationException) as exc:
+            raise OpenSearchUnavailableError(
+                f"OpenSearch at {cfg.display_url} rejected the credentials (HTTP {exc.status_code}); "
+                "check SPARSE_TUNE_OPENSEARCH_USER / SPARSE_TUNE_OPENSEARCH_PASSWORD"
+            ) from None
+        except SSLError as exc:
+            raise OpenSearchUnavailableError(
+                f"TLS handshake with OpenSearch at {cfg.display_url} failed: {cfg.redact(str(exc))}; "
+                "point SPARSE_TUNE_OPENSEARCH_CA_CERTS at the cluster's CA bundle"
+            ) from None
+        except TransportError as exc:
+            raise OpenSearchUnavailableError(
+                f"cannot reach OpenSearch at {cfg.display_url}: {cfg.redact(str(exc))}. Start a local one with "
+                "`docker compose -f opensearch/docker-compose.yml up -d`, or set SPARSE_TUNE_OPENSEARCH_URL "
+                "(and _USER/_PASSWORD/_CA_CERTS) to your cluster"
+            ) from None
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        return with_retries(call, self.retry, what, self.config.redact)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> OpenSearchBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- index lifecycle and the "complete" marker ---------------------------------------------
+
+    def _meta(self, index: str) -> dict[str, Any]:
+        """Our ``_meta`` entry of the index mapping ({} when absent, e.g. an index made by hand)."""
+        from opensearchpy.exceptions import NotFoundError
+
+        try:
+            mapping = self._call("get mapping", lambda: self.client.indices.get_mapping(index=index))
+        except NotFoundError:
+            raise KeyError(f"no index '{index}' on {self.config.display_url} (create it first)") from None
+        body = next(iter(mapping.values()), {})  # keyed by the concrete index name (index may be an alias)
+        return dict(body.get("mappings", {}).get("_meta", {}).get(META_KEY, {}))
+
+    def _write_meta(self, index: str, meta: dict[str, Any]) -> None:
+        # put_mapping replaces _meta as a whole, so the full entry is written every time.
+        self._call(
+            "put mapping",
+            lambda: self.client.indices.put_mapping(index=index, body={"_meta": {META_KEY: meta}}),
+        )
+
+    def exists(self, index: str) -> bool:
+        """True only for a finalized index whose document count still matches the marker."""
+        if not self._call("index exists", lambda: self.client.indices.exists(index=index)):
+            return False
+        meta = self._meta(index)
+        if not meta.get("complete"):
+            return False
+        if meta.get("kind") == "sparse" and meta.get("feature_encoding") != FEATURE_ENCODING:
+            return False
+        count = self._call("count", lambda: self.client.count(index=index))["count"]
+        return int(count) == int(meta.get("doc_count", -1))
+
+    def create(self, index: str, kind: Kind, dim: int | None = None, with_text: bool = False) -> None:
+        self.delete(index)
+        meta = {
+            "complete": False,
+            "kind": kind,
+            "dim": int(dim) if dim else None,
+            "with_text": bool(with_text),
+            "feature_encoding": FEATURE_ENCODING,
+        }
+        body = index_body(kind, dim, with_text, self.config.shards, self.config.replicas, meta=meta)
+        self._call("create index", lambda: self.client.indices.create(index=index, body=body))
+
+    def delete(self, index: str) -> None:
+        from opensearchpy.exceptions import NotFoundError
+
+        try:
+            self._call("delete index", lambda: self.client.indices.delete(index=index))
+        except NotFoundError:
+            pass
+
+    def finalize(self, index: str) -> None:
+        """Refresh, then record ``complete`` and the document count in the mapping's ``_meta``."""
+        meta = self._meta(index)
+        self._call("refresh", lambda: self.client.indices.refresh(index=index))
+        count = int(self._call("count", lambda: self.client.count(index=index))["count"])
+        self._write_meta(index, {**meta, "complete": True, "doc_count": count})
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    def add(self, index: str, docs: Encoded | None, texts: dict[str, str] | None = None) -> None:
+        """Bulk-index ``docs`` (and their ``texts``) by id; safe to re-run after a failure."""
+        meta = self._meta(index)
+        if docs is None and not texts:
+            return
+        if texts and not meta.get("with_text", True):
+            raise ValueError(f"index '{index}' was created without a text field (with_text=False)")
+        if meta.get("complete"):
+            self._write_meta(index, {**meta, "complete": False})  # new documents: no longer a finished copy
+        if docs is None:
+            assert texts is not None
+            ids = list(texts)
+            self._bulk(index, ids, lambda r: {TEXT_FIELD: texts[ids[r]]})
+            return
+        if texts is not None and set(texts) != set(docs.ids):
+            raise ValueError("ids of docs and texts must agree")
+        if meta.get("kind") and docs.kind != meta["kind"]:
+            raise ValueError(f"index '{index}' holds {meta['kind']} vectors, got {docs.kind}")
+        ids = list(docs.ids)
+        vector_source = self._sparse_source(docs) if docs.kind == "sparse" else self._dense_source(docs, meta)
+
+        def source(row: int) -> dict[str, Any]:
+            src = vector_source(row)
+            if texts is not None:
+                src[TEXT_FIELD] = texts[ids[row]]
+            return src
+
+        self._bulk(index, ids, source)
+
+    def _sparse_source(self, docs: Encoded) -> Callable[[int], dict[str, Any]]:
+        if docs.vocab is None:
+            raise ValueError("sparse documents need Encoded.vocab (token strings name the rank_features)")
+        m = sp.csr_matrix(docs.matrix)  # (n_docs, vocab)
+        vocab = docs.vocab
+
+        def source(row: int) -> dict[str, Any]:
+            lo, hi = m.indptr[row], m.indptr[row + 1]
+            tokens, _ = sparse_row_tokens(m.indices[lo:hi], m.data[lo:hi], vocab)
+            return {SPARSE_FIELD: tokens}
+
+        return source
+
+    def _dense_source(self, docs: Encoded, meta: dict[str, Any]) -> Callable[[int], dict[str, Any]]:
+        m = np.asarray(docs.matrix, dtype=np.float32)  # (n_docs, dim)
+        if meta.get("dim") and m.shape[1] != meta["dim"]:
+            raise ValueError(f"index has dimension {meta['dim']}, documents have {m.shape[1]}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("dense vectors must be finite (found NaN or inf)")
+        return lambda row: {DENSE_FIELD: m[row].tolist()}
+
+    def _bulk(self, index: str, ids: list[str], source: Callable[[int], dict[str, Any]]) -> None:
+        cfg = self.config
+        bulk_index(
+            self.client,
+            index,
+            ids,
+            source,
+            self.retry,
+            chunk_size=cfg.bulk_chunk_size,
+            max_chunk_bytes=cfg.bulk_max_bytes,
+            threads=cfg.bulk_threads,
+            progress=cfg.progress,
+            redact=cfg.redact,
+        )
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(self, index: str, queries: Encoded, top_k: int) -> Run:
+        meta = self._meta(index)
+        if meta.get("kind") and queries.kind != meta["kind"]:
+            raise ValueError(f"index '{index}' holds {meta['kind']} vectors, got {queries.kind} queries")
+        if queries.kind == "dense":
+            q = np.asarray(queries.matrix, dtype=np.float32)  # (n_queries, dim)
+            bodies = [(qid, knn_query(q[i], top_k)) for i, qid in enumerate(queries.ids)]
+            return self._msearch(index, bodies, "k-NN", _KNN_HINT, innerproduct_score_to_dot)
+        if queries.vocab is None:
+            raise ValueError("sparse queries need Encoded.vocab")
+        m = sp.csr_matrix(queries.matrix)  # (n_queries, vocab)
+        cap = self.config.max_clause_count
+        bodies = []
+        for i, qid in enumerate(queries.ids):
+            lo, hi = m.indptr[i], m.indptr[i + 1]
+            tokens, pruned = sparse_row_tokens(m.indices[lo:hi], m.data[lo:hi], queries.vocab, max_tokens=cap)
+            if pruned and not self._warned_pruning:
+                self._warned_pruning = True
+                logger.warning(
+                    "query '%s' has %d tokens, more than max_clause_count=%d: keeping its %d highest weights "
+                    "(warned once; raise max_clause_count with the cluster's indices.query.bool.max_clause_count)",
+                    qid,
+                    cap + pruned,
+                    cap,
+                    cap,
+                )
+            bodies.append((qid, sparse_query(tokens, self.config.sparse_query, top_k) if tokens else None))
+        hint = _NEURAL_HINT if self.config.sparse_query == "neural_sparse" else ""
+        return self._msearch(index, bodies, self.config.sparse_query, hint)
+
+    def search_text(self, index: str, queries: dict[str, str], top_k: int) -> Run:
+        if not self._meta(index).get("with_text", True):
+            raise RuntimeError(f"index '{index}' was built without texts; BM25 needs them")
+        bodies = [(qid, match_query(text, top_k) if text.strip() else None) for qid, text in queries.items()]
+        return self._msearch(index, bodies, "BM25 match", "")
+
+    def _msearch(
+        self,
+        index: str,
+        bodies: list[tuple[str, dict[str, Any] | None]],
+        what: str,
+        hint: str,
+        transform: Callable[[float], float] | None = None,
+    ) -> Run:
+        """Send bodies through ``_msearch`` in chunks; ``None`` bodies (empty queries) retrieve nothing.
+
+        Items rejected with 429/5xx inside a 200 response are resent after a backoff.
+        """
+        run: Run = {qid: {} for qid, body in bodies if body is None}
+        todo = [(qid, body) for qid, body in bodies if body is not None]
+        step = self.config.msearch_chunk
+        for start in range(0, len(todo), step):
+            pending = todo[start : start + step]
+            for attempt in range(self.retry.max_retries + 1):
+                lines: list[dict[str, Any]] = []
+                for _, body in pending:
+                    lines += [{"index": index}, body]
+                responses = self._call("_msearch", lambda lines=lines: self.client.msearch(body=lines))[
+                    "responses"
+                ]
+                retry = []
+                for (qid, body), resp in zip(pending, responses, strict=True):
+                    if (
+                        "error" in resp
+                        and is_retryable_status(resp.get("status"))
+                        and attempt < self.retry.max_retries
+                    ):
+                        retry.append((qid, body))
+                        continue
+                    hits = hits_of(resp, what, index, qid, hint)
+                    run[qid] = {d: transform(s) for d, s in hits.items()} if transform else hits
+                if not retry:
+                    break
+                time.sleep(self.retry.delay(attempt))
+                pending = retry
+        return {qid: run[qid] for qid, _ in bodies}
+
+    # -- stats ---------------------------------------------------------------------------------
+
+    def stats(self, index: str) -> dict[str, float]:
+        """``doc_count`` (top-level documents) and ``size_bytes`` (primary store size, NaN if unknown)."""
+        count = float(self._call("count", lambda: self.client.count(index=index))["count"])
+        size = float("nan")
+        try:
+            st = self._call("index stats", lambda: self.client.indices.stats(index=index, metric="store"))
+            size = float(st["_all"]["primaries"]["store"]["size_in_bytes"])
+        except (KeyError, TypeError):
+            # Some OpenSearch-compatible servers omit store stats; _cat/indices is the fallback.
+            try:
+                rows = self._call(
+                    "cat indices", lambda: self.client.cat.indices(index=index, format="json", bytes="b")
+                )
+                size = float(sum(float(r.get("pri.store.size") or 0) for r in rows))
+            except (KeyError, TypeError, ValueError):
+                logger.debug("no store size reported for '%s'", index)
+        return {"doc_count": count, "size_bytes": size}
+
+
+__all__ = ["OpenSearchBackend", "OpenSearchConfig", "OpenSearchQueryError", "OpenSearchUnavailableError"]

@@ -1,0 +1,164 @@
+"""Where the OpenSearch cluster is and how to talk to it, without ever leaking a secret.
+
+Hosts, credentials and TLS material come from explicit options or the environment,
+never from literals in code, so the same run works against a laptop container and a
+secured cluster. Every message that could carry a URL or a server error goes through
+:meth:`OpenSearchConfig.redact`, because the password may sit in the URL, in an
+environment variable, or be echoed back by a proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://localhost:9200"
+ENV_URL = "SPARSE_TUNE_OPENSEARCH_URL"
+ENV_USER = "SPARSE_TUNE_OPENSEARCH_USER"
+ENV_PASSWORD = "SPARSE_TUNE_OPENSEARCH_PASSWORD"
+ENV_CA_CERTS = "SPARSE_TUNE_OPENSEARCH_CA_CERTS"
+
+SparseQueryMode = Literal["rank_feature", "neural_sparse"]
+
+
+class OpenSearchUnavailableError(ConnectionError):
+    """The cluster could not be reached (or refused our credentials) when the backend started."""
+
+
+def mask_url(url: str) -> str:
+    """``https://user:pw@host:9200`` -> ``https://***@host:9200``; URLs without credentials are unchanged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """Strip ``user:password@`` from a URL; the client gets credentials through ``http_auth`` only."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, user or None, password or None
+
+
+@dataclass
+class OpenSearchConfig:
+    """Connection, ingest and query settings of :class:`~sparse_tune.index.opensearch.OpenSearchBackend`.
+
+    ``None`` for ``url``/``user``/``password``/``ca_certs`` means "read the environment"
+    (see :meth:`resolve`). ``verify_certs`` is on for https unless explicitly turned off.
+    """
+
+    url: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    timeout: float = 60.0
+    # Ingest: documents per bulk request, bytes cap per request, concurrent requests.
+    bulk_chunk_size: int = 500
+    bulk_max_bytes: int = 50 * 1024 * 1024
+    bulk_threads: int = 1
+    # Retries with exponential backoff on 429 / 5xx / connection errors (bulk and every other call).
+    max_retries: int = 5
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    # Queries: how many per _msearch, and the server's bool clause limit.
+    msearch_chunk: int = 64
+    max_clause_count: int = 1024
+    sparse_query: SparseQueryMode = "rank_feature"
+    # Index layout for new indices (one shard keeps BM25 statistics global and results deterministic).
+    shards: int = 1
+    replicas: int = 0
+    progress: bool = True
+    check_connection: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sparse_query not in ("rank_feature", "neural_sparse"):
+            raise ValueError(
+                f"sparse_query must be 'rank_feature' or 'neural_sparse', got {self.sparse_query!r}"
+            )
+        for name in ("bulk_chunk_size", "bulk_threads", "msearch_chunk", "max_clause_count", "shards"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_retries < 0 or self.replicas < 0:
+            raise ValueError("max_retries and replicas must be >= 0")
+
+    @classmethod
+    def from_options(cls, **options: Any) -> OpenSearchConfig:
+        """Build from keyword options, rejecting unknown keys with the list of valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise TypeError(f"unknown OpenSearch option(s) {unknown}; valid: {sorted(valid)}")
+        return cls(**options).resolve()
+
+    def resolve(self) -> OpenSearchConfig:
+        """Fill unset connection fields from the environment; credentials in the URL move to user/password."""
+        url = self.url or os.environ.get(ENV_URL) or DEFAULT_URL
+        url, url_user, url_password = _split_userinfo(url.rstrip("/"))
+        self.url = url
+        self.user = self.user or url_user or os.environ.get(ENV_USER) or None
+        self.password = self.password or url_password or os.environ.get(ENV_PASSWORD) or None
+        self.ca_certs = self.ca_certs or os.environ.get(ENV_CA_CERTS) or None
+        return self
+
+    @property
+    def display_url(self) -> str:
+        """The URL as it may appear in messages: credentials shown as ``***``."""
+        assert self.url is not None
+        if self.user or self.password:
+            parts = urlsplit(self.url)
+            return urlunsplit((parts.scheme, f"***@{parts.netloc}", parts.path, parts.query, parts.fragment))
+        return mask_url(self.url)
+
+    def redact(self, text: str) -> str:
+        """Remove the password (and any ``user:pw@`` URL part) from a message before it is shown or logged."""
+        text = re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
+        for secret in (self.password,):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``opensearchpy.OpenSearch``.
+
+        Transport-level retries are off: :func:`~sparse_tune.index.opensearch_bulk.with_retries`
+        retries with exponential backoff, which the transport does not do.
+        """
+        assert self.url is not None
+        https = urlsplit(self.url).scheme == "https"
+        kwargs: dict[str, Any] = {
+            "hosts": [self.url],
+            "timeout": self.timeout,
+            "max_retries": 0,
+            "retry_on_timeout": False,
+            "http_compress": True,
+        }
+        if self.user or self.password:
+            kwargs["http_auth"] = (self.user or "", self.password or "")
+        if https:
+            kwargs["use_ssl"] = True
+            kwargs["verify_certs"] = self.verify_certs
+            if self.ca_certs:
+                kwargs["ca_certs"] = self.ca_certs
+            if not self.verify_certs:
+                logger.warning(
+                    "TLS certificate verification is DISABLED for %s (verify_certs=False); "
+                    "use SPARSE_TUNE_OPENSEARCH_CA_CERTS to trust a private CA instead",
+                    self.display_url,
+                )
+                kwargs["ssl_show_warn"] = False
+        elif self.password:
+            logger.warning("sending OpenSearch credentials over plain http to %s", self.display_url)
+        return kwargs

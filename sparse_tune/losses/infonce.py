@@ -1,0 +1,36 @@
+"""InfoNCE over the positive, the query's hard negatives and every in-batch document."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sparse_tune.losses.base import LossInputs
+
+
+class InfoNCELoss(nn.Module):
+    """Cross-entropy of the positive among all documents in the batch.
+
+    Scores are dot products multiplied by ``scale`` (= 1 / temperature). Sparse models use
+    scale 1 (their dot products are already unbounded); normalised dense models use ~20-50.
+    ``in_batch_negatives=False`` restricts the softmax to the query's own group.
+    """
+
+    def __init__(self, scale: float = 1.0, in_batch_negatives: bool = True) -> None:
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.scale = scale
+        self.in_batch_negatives = in_batch_negatives
+
+    def forward(self, batch: LossInputs) -> dict[str, torch.Tensor]:
+        b, g = batch.batch_size, batch.group_size
+        if self.in_batch_negatives:
+            scores = batch.q @ batch.d.T  # (batch, batch * group)
+            target = torch.arange(b, device=scores.device) * g
+        else:
+            scores = batch.group_scores()  # (batch, group)
+            target = torch.zeros(b, dtype=torch.long, device=scores.device)
+        loss = F.cross_entropy(scores * self.scale, target)
+        return {"loss": loss, "infonce": loss.detach()}

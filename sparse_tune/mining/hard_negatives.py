@@ -1,0 +1,184 @@
+"""Hard negatives: documents a retriever ranks high for a query that are not relevant.
+
+Mining talks only to the :class:`~sparse_tune.index.base.IndexBackend` protocol, so the
+same code mines with the in-process index (no server) and with OpenSearch. Two
+retrievers: BM25 over the document texts (``backend.search_text``) or the model being
+trained (documents and queries encoded with ``encode_texts``, then ``backend.search``).
+
+Sampling follows FlagEmbedding's ``hn_mine.py``: retrieve a ranked list, keep a
+window of ranks, drop the positives, sample uniformly. Ranks here are **1-based and
+inclusive** and refer to positions in the retriever's ranking *before* positives are
+removed, so ``rank_range=(2, 200)`` samples among ranks 2..200. (FlagEmbedding's
+``--range_for_sampling 2-200`` is a 0-based slice, i.e. ranks 3..200.) Skipping the very
+top is the usual guard against unlabelled positives (false negatives).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from sparse_tune.index.base import IndexBackend
+from sparse_tune.types import Corpus, Run
+
+logger = logging.getLogger(__name__)
+
+MiningMethod = Literal["bm25", "model"]
+
+
+def _positives(qrels: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Relevant doc ids per query from qrels (score > 0) or from ready-made id lists."""
+    out: dict[str, list[str]] = {}
+    for qid, rels in qrels.items():
+        if isinstance(rels, Mapping):
+            out[qid] = [d for d, s in rels.items() if s > 0]
+        else:
+            out[qid] = list(rels)
+    return out
+
+
+def build_index(
+    backend: IndexBackend,
+    index: str,
+    corpus: Corpus,
+    method: MiningMethod,
+    model: Any = None,
+    batch_size: int = 64,
+) -> None:
+    """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors."""
+    if method == "bm25":
+        backend.create(index, kind="sparse", with_text=True)
+        backend.add(index, None, texts=dict(zip(corpus.ids, corpus.texts, strict=True)))
+    elif method == "model":
+        from sparse_tune.models.inference import encode_texts
+
+        if model is None:
+            raise ValueError("method='model' needs a model")
+        docs = encode_texts(model, corpus.ids, corpus.texts, "document", batch_size=batch_size)
+        dim = None if docs.kind == "sparse" else int(docs.matrix.shape[1])
+        backend.create(index, kind=docs.kind, dim=dim)
+        backend.add(index, docs)
+    else:
+        raise ValueError(f"unknown mining method '{method}': choose 'bm25' or 'model'")
+    backend.finalize(index)
+
+
+def retrieve(
+    backend: IndexBackend,
+    index: str,
+    queries: Mapping[str, str],
+    top_k: int,
+    method: MiningMethod,
+    model: Any = None,
+    batch_size: int = 64,
+) -> Run:
+    """The top ``top_k`` documents per query from an index built by :func:`build_index`."""
+    if method == "bm25":
+        return backend.search_text(index, dict(queries), top_k)
+    from sparse_tune.models.inference import encode_texts
+
+    qids = list(queries)
+    encoded = encode_texts(model, qids, [queries[q] for q in qids], "query", batch_size=batch_size)
+    return backend.search(index, encoded, top_k)
+
+
+def sample_negatives(
+    ranked: list[str],
+    positives: Iterable[str],
+    n_negatives: int,
+    rank_range: tuple[int, int],
+    rng: random.Random,
+    exclude: Iterable[int] = (),
+) -> list[str]:
+    """Up to ``n_negatives`` ids drawn uniformly from ``ranked`` at 1-based ranks ``lo..hi``, minus positives.
+
+    ``exclude`` holds 0-based positions to skip as well (e.g. documents whose text
+    duplicates a positive). The result keeps ranking order (hardest first).
+    """
+    lo, hi = rank_range
+    pos = set(positives)
+    skip = set(exclude)
+    window = [
+        (r, d) for r, d in enumerate(ranked[lo - 1 : hi], start=lo - 1) if d not in pos and r not in skip
+    ]
+    if len(window) > n_negatives:
+        window = sorted(rng.sample(window, n_negatives))
+    return [d for _, d in window]
+
+
+def mine_hard_negatives(
+    backend: IndexBackend,
+    index: str,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Any],
+    corpus: Corpus,
+    method: MiningMethod = "bm25",
+    model: Any = None,
+    n_negatives: int = 8,
+    rank_range: tuple[int, int] = (2, 200),
+    seed: int = 42,
+    reuse_index: bool = False,
+    batch_size: int = 64,
+) -> list[dict[str, Any]]:
+    """``{"query", "pos", "neg"}`` training examples (texts) with mined hard negatives.
+
+    ``qrels`` is BEIR-style ``{qid: {docid: score}}`` (score > 0 is relevant) or
+    ``{qid: [positive docid, ...]}``. Only queries with a text and a positive are
+    mined, in ``qrels`` order. Each query has its own random stream derived from
+    ``(seed, qid)``, so results do not depend on which other queries are mined.
+    A negative is never a positive id nor a document whose text equals a positive's
+    text or the query (duplicates are common in web corpora), nor, for BM25 and sparse
+    models, a document with score 0 (OpenSearch would not return it: it shares no term
+    with the query, so it is a random negative, not a hard one). A query whose window
+    holds fewer candidates gets fewer negatives (logged); ``make_groups`` tops them up.
+    The index is rebuilt unless ``reuse_index`` and the backend already has it.
+    """
+    lo, hi = rank_range
+    if not 1 <= lo <= hi:
+        raise ValueError(f"rank_range must satisfy 1 <= start <= end, got {rank_range}")
+    if n_negatives < 1:
+        raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
+    positives = {q: p for q, p in _positives(qrels).items() if p and q in queries}
+    if not positives:
+        raise ValueError("no query has both a text and a positive document: nothing to mine")
+    skipped = len(qrels) - len(positives)
+    if skipped:
+        logger.info("mining: %d query(ies) without text or positives skipped", skipped)
+
+    if not (reuse_index and backend.exists(index)):
+        build_index(backend, index, corpus, method, model=model, batch_size=batch_size)
+    run = retrieve(
+        backend, index, {q: queries[q] for q in positives}, hi, method, model=model, batch_size=batch_size
+    )
+
+    # The embedded index scores every document, OpenSearch returns only documents that share a
+    # term (BM25) or a token (sparse vectors) with the query; keep the two backends' lists equal.
+    matched_only = method == "bm25" or getattr(model, "kind", None) == "sparse"
+    text_of = dict(zip(corpus.ids, corpus.texts, strict=True))
+    examples: list[dict[str, Any]] = []
+    short = 0
+    for qid, pos_ids in positives.items():
+        missing = [d for d in pos_ids if d not in text_of]
+        if missing:
+            raise ValueError(f"query '{qid}': positive id '{missing[0]}' is not in the corpus")
+        pos_texts = [text_of[d] for d in pos_ids]
+        banned = set(pos_texts) | {queries[qid]}
+        hits = run.get(qid, {})  # runs are ordered best first
+        ranked = [d for d, score in hits.items() if score > 0] if matched_only else list(hits)
+        duplicates = [r for r, d in enumerate(ranked) if text_of.get(d) in banned]
+        rng = random.Random(f"{seed}:{qid}")
+        neg_ids = sample_negatives(ranked, pos_ids, n_negatives, rank_range, rng, exclude=duplicates)
+        short += len(neg_ids) < n_negatives
+        examples.append({"query": queries[qid], "pos": pos_texts, "neg": [text_of[d] for d in neg_ids]})
+    if short:
+        logger.warning(
+            "mining: %d of %d queries got fewer than %d negatives in ranks %d-%d",
+            short,
+            len(examples),
+            n_negatives,
+            lo,
+            hi,
+        )
+    return examples

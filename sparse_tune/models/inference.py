@@ -1,0 +1,93 @@
+"""Encode many texts for indexing or querying: length-sorted batches, no autograd, sparse output.
+
+Sorting by token length before batching means each batch is padded only to its own
+longest text, which on real corpora removes most of the padding work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from sparse_tune.models.retriever import Retriever, Side
+from sparse_tune.types import Encoded
+
+
+def _to_csr(reps: torch.Tensor, top_k: int | None) -> sp.csr_matrix:
+    """(batch, vocab) dense tensor -> CSR, optionally keeping each row's ``top_k`` largest weights."""
+    reps = reps.float()
+    if top_k is not None and top_k < reps.shape[1]:
+        values, idx = reps.topk(top_k, dim=1)  # (batch, top_k)
+        reps = torch.zeros_like(reps).scatter_(1, idx, values)
+    rows, cols = torch.nonzero(reps > 0, as_tuple=True)
+    data = reps[rows, cols].numpy().astype(np.float32)
+    return sp.csr_matrix((data, (rows.numpy(), cols.numpy())), shape=tuple(reps.shape), dtype=np.float32)
+
+
+def encode_texts(
+    model: Retriever,
+    ids: list[str],
+    texts: list[str],
+    side: Side,
+    batch_size: int = 32,
+    top_k: int | None = None,
+    bf16: bool = False,
+    progress: bool = True,
+) -> Encoded:
+    """Encode ``texts`` (queries or documents) into an :class:`Encoded` collection, rows in ``ids`` order."""
+    if len(ids) != len(texts):
+        raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
+    max_len = model.config.max_query_length if side == "query" else model.config.max_doc_length
+    lengths = model.tokenizer(texts, truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
+    order = np.argsort([-len(x) for x in lengths], kind="stable")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    blocks: list = []
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    )
+    with torch.inference_mode(), autocast:
+        for start in tqdm(range(0, len(texts), batch_size), desc=f"encode {side}s", disable=not progress):
+            batch_idx = order[start : start + batch_size]
+            features = model.tokenize([texts[i] for i in batch_idx], side)
+            features = {k: v.to(device) for k, v in features.items()}
+            reps = model.encode_query(features) if side == "query" else model.encode_document(features)
+            reps = reps.float().cpu()  # (batch, dim)
+            blocks.append(_to_csr(reps, top_k) if model.kind == "sparse" else reps.numpy())
+    model.train(was_training)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.arange(len(order))
+    if not blocks:
+        dim = len(model.vocab) if model.kind == "sparse" else model.backbone.config.hidden_size
+        matrix = sp.csr_matrix((0, dim), dtype=np.float32) if model.kind == "sparse" else np.zeros((0, dim), np.float32)
+    elif model.kind == "sparse":
+        matrix = sp.vstack(blocks).tocsr()[inverse]
+    else:
+        matrix = np.vstack(blocks)[inverse]
+    return Encoded(ids=list(ids), matrix=matrix, kind=model.kind, vocab=model.vocab)
+
+
+def sparsity_stats(encoded: Encoded) -> dict[str, float]:
+    """Average non-zeros per row (sparse), or the dimension (dense)."""
+    m = encoded.matrix
+    if encoded.kind == "sparse":
+        n = m.shape[0]
+        return {"nnz": float(m.nnz / n) if n else 0.0}
+    return {"nnz": float(m.shape[1])}
+
+
+def flops_estimate(queries: Encoded, docs: Encoded) -> float:
+    """Expected multiply-adds of a sparse dot product (SPLADE's FLOPS): sum_j p_q(j) * p_d(j).
+
+    p(j) is the fraction of queries / documents in which vocabulary entry j is non-zero.
+    """
+    if queries.kind != "sparse":
+        return float(queries.matrix.shape[1])
+    pq = np.asarray((queries.matrix > 0).mean(axis=0)).ravel()
+    pd = np.asarray((docs.matrix > 0).mean(axis=0)).ravel()
+    return float((pq * pd).sum())

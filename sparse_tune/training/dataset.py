@@ -1,0 +1,72 @@
+"""Turn the configured data source into a list of fixed-size query groups.
+
+Negatives are sampled once, with the run's seed, so a resumed run sees exactly the same
+groups in the same order as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from sparse_tune.config import DataConfig
+
+
+class GroupDataset(Dataset):
+    def __init__(self, groups: list[dict[str, Any]]) -> None:
+        self.groups = groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.groups[i]
+
+
+def _first_record(path: Path) -> dict[str, Any] | None:
+    with path.open(encoding="utf-8-sig") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    return None
+                return rec if isinstance(rec, dict) else None
+    return None
+
+
+def is_scored_file(path: str | Path) -> bool:
+    """A ``{"query", "docs", "scores"}`` file (pre-computed teacher scores) rather than query/pos/neg."""
+    rec = _first_record(Path(path))
+    return rec is not None and "docs" in rec and "scores" in rec
+
+
+def build_groups(cfg: DataConfig, seed: int) -> list[dict[str, Any]]:
+    from sparse_tune.data.formats import make_groups, read_training_jsonl
+
+    if cfg.train_file:
+        path = Path(cfg.train_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"train_file {path} does not exist")
+        if is_scored_file(path):
+            from sparse_tune.data.teacher_scores import read_scored_jsonl
+
+            groups = read_scored_jsonl(path, docs_per_query=cfg.docs_per_query)
+        else:
+            examples = read_training_jsonl(path, skip_bad_lines=cfg.skip_bad_lines)
+            groups = make_groups(examples, cfg.docs_per_query, seed=seed)
+    elif cfg.beir_dir:
+        from sparse_tune.data.beir import beir_training_examples
+
+        examples = beir_training_examples(cfg.beir_dir, cfg.beir_split, n_negatives=cfg.docs_per_query - 1, seed=seed)
+        groups = make_groups(examples, cfg.docs_per_query, seed=seed)
+    else:
+        raise ValueError("no training data: set train_file (JSONL) or beir_dir (BEIR folder)")
+    if cfg.max_examples is not None:
+        groups = groups[: cfg.max_examples]
+    if not groups:
+        raise ValueError("the training data produced no examples")
+    return groups

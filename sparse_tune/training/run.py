@@ -1,0 +1,95 @@
+"""Wire a TrainConfig into a trained, saved model. Reads top to bottom like the recipe it runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from transformers import set_seed
+
+from sparse_tune.config import TrainConfig
+from sparse_tune.losses import build_loss
+from sparse_tune.models.io import model_config_for, build_model
+from sparse_tune.training.collator import GroupCollator
+from sparse_tune.training.dataset import GroupDataset, build_groups
+from sparse_tune.training.trainer import RetrievalTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
+    """An inference-free model with no idf.json gets one from the training corpus, saved with the run.
+
+    The BEIR corpus when training from a BEIR folder, else every document text of the
+    training file; computed with the model's own tokenizer so columns line up.
+    """
+    from transformers import AutoTokenizer
+
+    from sparse_tune.data.idf import compute_idf, save_idf
+
+    if cfg.data.beir_dir:
+        from sparse_tune.data.beir import load_corpus_any
+
+        texts = load_corpus_any(cfg.data.beir_dir).texts
+    elif cfg.data.train_file:
+        from sparse_tune.data.formats import read_training_jsonl
+
+        texts = sorted({t for ex in read_training_jsonl(cfg.data.train_file, skip_bad_lines=True)
+                        for t in (*ex["pos"], *ex["neg"])})
+    else:
+        raise ValueError("inference_free needs idf_path, or training data to compute IDF from")
+    out = Path(cfg.training.output_dir) / "idf.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.training.should_save or not out.exists():
+        save_idf(out, compute_idf(texts, AutoTokenizer.from_pretrained(model_path)))
+    logger.info("computed IDF over %d training documents -> %s", len(texts), out)
+    return out
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train and save; returns the output folder (a loadable model folder)."""
+    args = cfg.training
+    # 1. Seed everything the run touches, so a rerun (or a resumed run) matches.
+    set_seed(args.seed)
+
+    # 2. The model: backbone + heads, from a name, folder or hub id.
+    overrides = {k: v for k, v in vars(cfg.model).items() if k != "model_name_or_path"}
+    model_cfg, path = model_config_for(cfg.model.model_name_or_path, **overrides)
+    if model_cfg.head == "inference_free" and not model_cfg.idf_path:
+        model_cfg.idf_path = str(idf_from_training_corpus(cfg, path))
+    model = build_model(model_cfg, path)
+    if model.kind == "dense" and args.ddp_find_unused_parameters is None:
+        args.ddp_find_unused_parameters = True  # a dense backbone's pooler is never used
+
+    # 3. Data: fixed-size query groups (1 positive + negatives), sampled once with the seed.
+    groups = build_groups(cfg.data, seed=args.seed)
+    logger.info("training on %d query groups of %d documents", len(groups), len(groups[0]["docs"]))
+
+    # 4. Loss: ranking or distillation, plus FLOPS on the sides that have an encoder.
+    loss_fn = build_loss(cfg.loss, inference_free=model.head_name == "inference_free", idf=model.idf)
+
+    # 5. Live teachers, if any, score each batch's candidates without gradients.
+    teachers = None
+    if cfg.loss.teachers:
+        from sparse_tune.training.teachers import TeacherEnsemble
+
+        teachers = TeacherEnsemble(cfg.loss.teachers, score_scale=cfg.loss.score_scale)
+
+    # 6. Train with transformers' loop; resume if asked.
+    trainer = RetrievalTrainer(
+        model=model,
+        args=args,
+        train_dataset=GroupDataset(groups),
+        data_collator=GroupCollator(model),
+        loss_fn=loss_fn,
+        teachers=teachers,
+    )
+    resume = args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("true", "last"):
+        resume = True
+    trainer.train(resume_from_checkpoint=resume)
+
+    # 7. Save the final model where evaluate can load it.
+    out = Path(args.output_dir)
+    trainer.save_model(str(out))
+    return out

@@ -1,0 +1,170 @@
+"""Live teacher ensemble: frozen dense and sparse retrievers that score each batch's candidates.
+
+Each teacher is a :class:`~sparse_tune.models.retriever.Retriever` built by ``load_model``,
+so a teacher reads its checkpoint exactly as a student would: its own tokenizer and, for a
+sentence-transformers folder (``minilm-l6``), the pooling of ``1_Pooling/config.json`` and the
+``Normalize`` module of ``modules.json``; for a masked-LM folder (``splade-tiny``) SPLADE's
+log1p(relu) + masked max-pool; for one of our saved folders, its ``sparse_tune.json``.
+
+Combination (also used by ``sparse-tune score``, so pre-computed and live scores agree):
+
+1. each teacher scores query i against its candidates: (batch, group) raw scores;
+2. each teacher's scores are min-max normalised per query to [0, 1]. A query whose
+   candidates all get the same score from a teacher gets all zeros from it: a teacher that
+   cannot tell the candidates apart contributes nothing to the ranking. (KL and MarginMSE
+   are invariant to a per-query constant, so any constant would train identically; zero
+   keeps the combined value's meaning "how much weight ranks this doc first".)
+3. the normalised scores are summed with the teachers' weights (not renormalised), then
+   multiplied by ``score_scale``, which sets the sharpness of the KL target
+   (softmax(score_scale * combined / T)) and the margins' scale for MarginMSE.
+
+Distributed training: the ensemble is a plain object, not an ``nn.Module`` attribute of the
+student, so it is never wrapped by DDP, saved in checkpoints or seen by the optimizer. Each
+rank builds its own copy once and calls :meth:`TeacherEnsemble.score` from its own
+``compute_loss`` on its own share of the batch; distillation losses compare each query
+with its own candidates only, so no teacher scores need to be gathered across ranks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import torch
+
+from sparse_tune.config import TeacherConfig
+from sparse_tune.models.retriever import Retriever
+
+__all__ = ["TeacherConfig", "TeacherEnsemble", "combine_teacher_scores", "load_teacher", "min_max_normalize"]
+
+
+def min_max_normalize(scores: torch.Tensor) -> torch.Tensor:
+    """Per-row (per-query) min-max scaling of (batch, group) scores to [0, 1]; constant rows -> 0."""
+    if scores.dim() != 2:
+        raise ValueError(f"expected (batch, group) scores, got shape {tuple(scores.shape)}")
+    lo = scores.min(dim=1, keepdim=True).values  # (batch, 1)
+    span = scores.max(dim=1, keepdim=True).values - lo  # (batch, 1)
+    # Constant rows: numerator is 0, so any positive denominator gives 0.
+    return (scores - lo) / torch.where(span > 0, span, torch.ones_like(span))
+
+
+def combine_teacher_scores(
+    scores: Sequence[torch.Tensor], weights: Sequence[float], score_scale: float = 1.0
+) -> torch.Tensor:
+    """score_scale * sum_k weight_k * min_max_normalize(scores_k): (batch, group) float32."""
+    if len(scores) != len(weights) or not scores:
+        raise ValueError(
+            f"need one weight per teacher score tensor, got {len(scores)} tensors and {len(weights)} weights"
+        )
+    shapes = {tuple(s.shape) for s in scores}
+    if len(shapes) != 1:
+        raise ValueError(f"teacher score tensors must share one (batch, group) shape, got {sorted(shapes)}")
+    total = torch.zeros_like(scores[0], dtype=torch.float32)
+    for s, w in zip(scores, weights, strict=True):
+        total = total + w * min_max_normalize(s.float())
+    return total * score_scale
+
+
+def load_teacher(
+    config: TeacherConfig,
+    device: torch.device,
+    max_query_length: int | None = None,
+    max_doc_length: int | None = None,
+) -> Retriever:
+    """A frozen retriever in eval mode on ``device``; its kind must match ``config.type``."""
+    from sparse_tune.models.io import load_model
+
+    overrides: dict[str, object] = {"max_query_length": max_query_length, "max_doc_length": max_doc_length}
+    if config.type == "dense":
+        overrides["head"] = "dense"  # a dense teacher may be any AutoModel checkpoint
+    model = load_model(config.model, **overrides)
+    if model.kind != config.type:
+        raise ValueError(
+            f"teacher '{config.model}' was declared {config.type} but loads as a {model.kind} "
+            f"model (head {model.head_name}); fix its type in the teachers list"
+        )
+    model.eval().requires_grad_(False)
+    return model.to(device)
+
+
+class TeacherEnsemble:
+    """Weighted, per-query min-max normalised scores of several frozen teachers (see module doc).
+
+    Teachers are loaded once, here. ``score`` runs under ``torch.inference_mode`` (and bf16
+    autocast when ``bf16``), encoding at most ``batch_size`` texts per forward pass.
+    """
+
+    def __init__(
+        self,
+        teachers: Sequence[TeacherConfig | dict],
+        score_scale: float = 1.0,
+        device: str | torch.device | None = None,
+        bf16: bool = False,
+        batch_size: int = 64,
+        max_query_length: int | None = None,
+        max_doc_length: int | None = None,
+    ) -> None:
+        configs = [t if isinstance(t, TeacherConfig) else TeacherConfig(**t) for t in teachers]
+        if not configs:
+            raise ValueError("a teacher ensemble needs at least one teacher")
+        if not score_scale > 0:
+            raise ValueError(f"score_scale must be > 0, got {score_scale}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if device is None:
+            # Under torchrun each rank's GPU is LOCAL_RANK; pass the trainer's args.device to be explicit.
+            rank = int(os.environ.get("LOCAL_RANK", 0))
+            device = torch.device("cuda", rank) if torch.cuda.is_available() else torch.device("cpu")
+        self.device = torch.device(device)
+        self.configs = configs
+        self.score_scale = score_scale
+        self.bf16 = bf16
+        self.batch_size = batch_size
+        self.models = [load_teacher(c, self.device, max_query_length, max_doc_length) for c in configs]
+
+    def _encode(self, model: Retriever, texts: list[str], side: str) -> torch.Tensor:
+        """(n, dim) representations, ``batch_size`` texts per forward pass."""
+        encode = model.encode_query if side == "query" else model.encode_document
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            features = model.tokenize(texts[start : start + self.batch_size], side)
+            features = {k: v.to(self.device) for k, v in features.items()}
+            out.append(encode(features).float())  # (chunk, dim)
+        return torch.cat(out)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def teacher_scores(self, query_texts: list[str], doc_texts: list[list[str]]) -> list[torch.Tensor]:
+        """Each teacher's raw dot-product scores, one (batch, group) tensor per teacher."""
+        b, g = _check_texts(query_texts, doc_texts)
+        flat_docs = [d for docs in doc_texts for d in docs]
+        out = []
+        with torch.inference_mode(), self._autocast():
+            for model in self.models:
+                q = self._encode(model, query_texts, "query")  # (batch, dim)
+                d = self._encode(model, flat_docs, "document").view(b, g, -1)  # (batch, group, dim)
+                out.append(torch.einsum("bd,bgd->bg", q, d))  # (batch, group)
+        return out
+
+    def score(self, query_texts: list[str], doc_texts: list[list[str]]) -> torch.Tensor:
+        """Combined teacher scores (batch, group), float32 on ``self.device``; no gradients."""
+        raw = self.teacher_scores(query_texts, doc_texts)
+        with torch.inference_mode():
+            combined = combine_teacher_scores(raw, [c.weight for c in self.configs], self.score_scale)
+        # A clone made outside inference mode is an ordinary tensor, which autograd may save
+        # for the loss's backward (inference tensors may not be).
+        return combined.clone()
+
+
+def _check_texts(query_texts: list[str], doc_texts: list[list[str]]) -> tuple[int, int]:
+    """(batch, group) of a rectangular batch of candidates, or ValueError with the sizes."""
+    if len(query_texts) != len(doc_texts) or not query_texts:
+        raise ValueError(
+            f"need one candidate list per query, got {len(query_texts)} queries and {len(doc_texts)} lists"
+        )
+    sizes = sorted({len(docs) for docs in doc_texts})
+    if len(sizes) != 1 or sizes[0] < 1:
+        raise ValueError(f"every query needs the same number (>= 1) of candidates, got sizes {sizes}")
+    return len(query_texts), sizes[0]

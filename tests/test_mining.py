@@ -1,0 +1,243 @@
+"""Hard-negative mining: rank window, no positives, determinism, readable output, model path."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from sparse_tune.data.beir import load_beir
+from sparse_tune.data.formats import read_training_jsonl, write_training_jsonl
+from sparse_tune.index.embedded import EmbeddedBackend
+from sparse_tune.mining.hard_negatives import mine_hard_negatives, sample_negatives
+from sparse_tune.types import Corpus
+
+MINI = Path(__file__).resolve().parents[1] / "examples" / "scifact-mini"
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return load_beir(MINI, "train")
+
+
+class RecordingBackend(EmbeddedBackend):
+    """The embedded index, noting which protocol methods mining called (it must use nothing else)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __getattribute__(self, name):
+        if name in {"exists", "create", "add", "finalize", "search", "search_text", "delete", "stats"}:
+            object.__getattribute__(self, "calls").append(name)
+        return object.__getattribute__(self, name)
+
+
+def test_sample_negatives_window_is_one_based_inclusive():
+    ranked = [f"d{i}" for i in range(1, 11)]  # d1 is rank 1
+    got = sample_negatives(ranked, positives={"d3"}, n_negatives=100, rank_range=(2, 5), rng=random.Random(0))
+    assert got == ["d2", "d4", "d5"]
+    got = sample_negatives(ranked, positives=set(), n_negatives=2, rank_range=(1, 10), rng=random.Random(0))
+    assert len(got) == 2 and got == sorted(got, key=ranked.index)  # ranking order kept
+
+
+def test_bm25_mining_respects_positives_window_and_seed(mini, tmp_path):
+    corpus, queries, qrels = mini
+    backend = RecordingBackend()
+    examples = mine_hard_negatives(
+        backend, "m", queries, qrels, corpus, method="bm25", n_negatives=5, rank_range=(3, 30), seed=7
+    )
+    assert set(backend.calls) >= {"create", "add", "finalize", "search_text"}
+    assert len(examples) == len(qrels) == 40
+
+    id_of = {t: d for d, t in zip(corpus.ids, corpus.texts, strict=True)}
+    run = backend.search_text("m", queries, top_k=30)
+    for qid, ex in zip(qrels, examples, strict=True):
+        assert ex["query"] == queries[qid]
+        pos_ids = {d for d, s in qrels[qid].items() if s > 0}
+        assert {id_of[t] for t in ex["pos"]} == pos_ids
+        assert not set(ex["neg"]) & set(ex["pos"])
+        ranks = {d: r for r, d in enumerate(run[qid], start=1)}
+        assert len(ex["neg"]) == 5
+        assert all(3 <= ranks[id_of[t]] <= 30 for t in ex["neg"])
+
+    again = mine_hard_negatives(
+        EmbeddedBackend(), "m", queries, qrels, corpus, n_negatives=5, rank_range=(3, 30), seed=7
+    )
+    assert again == examples
+    other = mine_hard_negatives(
+        EmbeddedBackend(), "m", queries, qrels, corpus, n_negatives=5, rank_range=(3, 30), seed=8
+    )
+    assert other != examples
+
+    path = tmp_path / "mined.jsonl"
+    write_training_jsonl(path, examples)
+    assert read_training_jsonl(path) == examples
+
+
+def test_per_query_streams_do_not_depend_on_other_queries(mini):
+    corpus, queries, qrels = mini
+    full = mine_hard_negatives(
+        EmbeddedBackend(), "m", queries, qrels, corpus, n_negatives=3, rank_range=(2, 40)
+    )
+    first_qid = next(iter(qrels))
+    alone = mine_hard_negatives(
+        EmbeddedBackend(),
+        "m",
+        queries,
+        {first_qid: qrels[first_qid]},
+        corpus,
+        n_negatives=3,
+        rank_range=(2, 40),
+    )
+    assert alone == full[:1]
+
+
+def test_duplicate_of_a_positive_is_never_a_negative():
+    corpus = Corpus(
+        ids=["p", "dup", "a", "b", "c"],
+        texts=["red apple pie", "red apple pie", "red car", "apple tree", "blue sky"],
+    )
+    queries = {"q": "red apple"}
+    for seed in range(5):
+        [ex] = mine_hard_negatives(
+            EmbeddedBackend(),
+            "t",
+            queries,
+            {"q": ["p"]},
+            corpus,
+            n_negatives=10,
+            rank_range=(1, 5),
+            seed=seed,
+        )
+        assert ex["pos"] == ["red apple pie"]
+        assert "red apple pie" not in ex["neg"]
+        assert set(ex["neg"]) == {"red car", "apple tree"}  # "blue sky" scores 0 and is not retrieved
+
+
+def test_reuse_index_skips_rebuilding(mini):
+    corpus, queries, qrels = mini
+    backend = RecordingBackend()
+    mine_hard_negatives(backend, "r", queries, qrels, corpus, n_negatives=2, rank_range=(2, 10))
+    backend.calls.clear()
+    mine_hard_negatives(
+        backend, "r", queries, qrels, corpus, n_negatives=2, rank_range=(2, 10), reuse_index=True
+    )
+    assert "create" not in backend.calls and "search_text" in backend.calls
+
+
+def test_bad_arguments():
+    corpus = Corpus(ids=["a"], texts=["x"])
+    with pytest.raises(ValueError, match="rank_range"):
+        mine_hard_negatives(EmbeddedBackend(), "t", {"q": "x"}, {"q": ["a"]}, corpus, rank_range=(0, 5))
+    with pytest.raises(ValueError, match="nothing to mine"):
+        mine_hard_negatives(EmbeddedBackend(), "t", {"q": "x"}, {"q": {"a": 0}}, corpus)
+
+
+def test_cli_mines_a_beir_folder(tmp_path):
+    from sparse_tune.cli.mine import default_index_name, main
+
+    out = tmp_path / "mined.jsonl"
+    assert (
+        main(
+            [
+                "--dataset",
+                str(MINI),
+                "--split",
+                "train",
+                "--range",
+                "2-50",
+                "--negatives",
+                "4",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    examples = read_training_jsonl(out)
+    assert len(examples) == 40 and all(len(e["neg"]) == 4 for e in examples)
+    assert (
+        default_index_name("/x/SciFact Mini", "model", "out/ckpt-100")
+        == "sparse-tune-mine-scifact-mini-model-ckpt-100"
+    )
+    assert main(["--dataset", str(tmp_path), "--output", str(out)]) == 2  # not a BEIR folder
+
+
+@pytest.mark.opensearch
+def test_opensearch_backend_mines_through_the_same_code(
+    opensearch_backend, opensearch_url, fresh_index, mini, tmp_path
+):
+    corpus, queries, qrels = mini
+    examples = mine_hard_negatives(
+        opensearch_backend, fresh_index, queries, qrels, corpus, n_negatives=4, rank_range=(2, 30), seed=1
+    )
+    assert len(examples) == 40
+    for ex in examples:
+        assert not set(ex["neg"]) & set(ex["pos"]) and len(ex["neg"]) == 4
+    # our in-process BM25 ranks like the server's (Lucene) BM25
+    embedded = EmbeddedBackend()
+    mine_hard_negatives(embedded, "e", queries, qrels, corpus, n_negatives=1, rank_range=(1, 1))
+    ours = embedded.search_text("e", queries, top_k=10)
+    theirs = opensearch_backend.search_text(fresh_index, queries, top_k=10)
+    overlap = [len(set(ours[q]) & set(theirs[q])) / 10 for q in queries]
+    assert sum(overlap) / len(overlap) > 0.9
+
+    from sparse_tune.cli.mine import main
+
+    out = tmp_path / "os.jsonl"
+    args = ["--dataset", str(MINI), "--backend", "opensearch", "--opensearch-url", opensearch_url]
+    args += ["--index", fresh_index + "-cli", "--negatives", "2", "--output", str(out)]
+    assert main(args) == 0
+    assert len(read_training_jsonl(out)) == 40
+
+
+@pytest.mark.slow
+def test_model_based_mining_with_splade_tiny(splade_tiny):
+    model = splade_tiny
+    corpus = Corpus(
+        ids=[f"d{i}" for i in range(8)],
+        texts=[
+            "protein folding in cells",
+            "cell membrane proteins",
+            "stock market crash",
+            "football match report",
+            "protein structure prediction",
+            "weather forecast rain",
+            "dna replication in cells",
+            "music theory",
+        ],
+    )
+    queries = {"q1": "how do proteins fold", "q2": "why does it rain"}
+    qrels = {"q1": {"d0": 1}, "q2": {"d5": 1}}
+    backend = RecordingBackend()
+    examples = mine_hard_negatives(
+        backend,
+        "mm",
+        queries,
+        qrels,
+        corpus,
+        method="model",
+        model=model,
+        n_negatives=3,
+        rank_range=(1, 8),
+        seed=0,
+        batch_size=4,
+    )
+    assert "search" in backend.calls and "search_text" not in backend.calls
+    for ex in examples:
+        assert not set(ex["neg"]) & set(ex["pos"]) and 1 <= len(ex["neg"]) <= 3
+    assert examples == mine_hard_negatives(
+        EmbeddedBackend(),
+        "mm",
+        queries,
+        qrels,
+        corpus,
+        method="model",
+        model=model,
+        n_negatives=3,
+        rank_range=(1, 8),
+        seed=0,
+        batch_size=4,
+    )
