@@ -290,7 +290,15 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     targs.setdefault("output_dir", "runs/sparse_tune")
     targs.setdefault("remove_unused_columns", False)
     targs.setdefault("report_to", "none")
-    targs.setdefault("dataloader_pin_memory", False)
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        targs.setdefault("dataloader_pin_memory", False)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # On CPU torchrun needs gloo; without it every rank would train alone as world size 1.
+            targs.setdefault("ddp_backend", "gloo")
     lr = targs.get("learning_rate")
     if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0):
         raise ConfigError(f"learning_rate must be a number >= 0, got {lr!r}")

@@ -17,9 +17,7 @@ from sparse_tune.data.beir import (
 from sparse_tune.data.errors import DataError
 from sparse_tune.data.formats import read_training_jsonl, write_training_jsonl
 
-SCIFACT = Path("/work/shared/data/beir/scifact")
 MINI = Path(__file__).resolve().parents[1] / "examples" / "scifact-mini"
-needs_scifact = pytest.mark.skipif(not SCIFACT.is_dir(), reason="SciFact BEIR copy not available")
 
 
 def make_beir(folder: Path, qrels_rows: list[tuple[str, str, int]], split: str = "test") -> Path:
@@ -41,9 +39,8 @@ def make_beir(folder: Path, qrels_rows: list[tuple[str, str, int]], split: str =
     return folder
 
 
-@needs_scifact
-def test_scifact_counts():
-    corpus, queries, qrels = load_beir(SCIFACT, "test")
+def test_scifact_counts(scifact_dir):
+    corpus, queries, qrels = load_beir(scifact_dir, "test")
     assert len(corpus) == 5183
     assert len(queries) == 300
     assert sum(len(r) for r in qrels.values()) == 339
@@ -51,11 +48,10 @@ def test_scifact_counts():
     assert corpus.texts[i].startswith("Microstructural development of human newborn cerebral white matter")
 
 
-@needs_scifact
-def test_scifact_matches_beir_generic_data_loader():
+def test_scifact_matches_beir_generic_data_loader(scifact_dir):
     loader = pytest.importorskip("beir.datasets.data_loader")
-    b_corpus, b_queries, b_qrels = loader.GenericDataLoader(str(SCIFACT)).load(split="test")
-    corpus, queries, qrels = load_beir(SCIFACT, "test")
+    b_corpus, b_queries, b_qrels = loader.GenericDataLoader(str(scifact_dir)).load(split="test")
+    corpus, queries, qrels = load_beir(scifact_dir, "test")
     assert queries == b_queries and qrels == b_qrels
     assert corpus.ids == list(b_corpus)
     expected = [(d["title"] + " " + d["text"]).strip() for d in b_corpus.values()]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sparse_tune.index.bm25 import BM25Index, analyze
+from sparse_tune.index.bm25 import BM25Index, analyze, porter_stem
 from sparse_tune.index.embedded import EmbeddedBackend
 
 DOCS = ["The cat sat.", "the DOG", "cat, cat; cat dog"]  # lengths 3, 2, 4 -> avgdl 3
@@ -17,12 +17,113 @@ def lucene(tf: float, dl: float, avgdl: float, df: int, n: int, k1: float = 1.2,
     return math.log(1 + (n - df + 0.5) / (df + 0.5)) * tf / (tf + k1 * (1 - b + b * dl / avgdl))
 
 
-def test_analyzer_lowercases_and_splits_on_unicode_words():
-    assert analyze("The CAT-sat, naïve Café 42!") == ["the", "cat", "sat", "naïve", "café", "42"]
+def test_standard_analyzer_lowercases_and_splits_on_unicode_words():
+    assert analyze("The CAT-sat, naïve Café 42!", "standard") == ["the", "cat", "sat", "naïve", "café", "42"]
+    assert analyze("U.S.A. costs 1,000 or 3.5; don't", "standard") == [
+        "u.s.a",
+        "costs",
+        "1,000",
+        "or",
+        "3.5",
+        "don't",
+    ]
+
+
+def test_english_analyzer_drops_possessives_and_stop_words_and_stems():
+    assert analyze("The Cell's proteins are folding into membranes") == ["cell", "protein", "fold", "membran"]
+
+
+# Martin Porter's published test pairs (C version: "bli" -> "ble", "logi" -> "log"), as Lucene stems them.
+PORTER = {
+    "caresses": "caress",
+    "ponies": "poni",
+    "ties": "ti",
+    "cats": "cat",
+    "feed": "feed",
+    "agreed": "agre",
+    "plastered": "plaster",
+    "bled": "bled",
+    "motoring": "motor",
+    "sing": "sing",
+    "conflated": "conflat",
+    "troubled": "troubl",
+    "sized": "size",
+    "hopping": "hop",
+    "tanned": "tan",
+    "falling": "fall",
+    "hissing": "hiss",
+    "fizzed": "fizz",
+    "failing": "fail",
+    "filing": "file",
+    "happy": "happi",
+    "sky": "sky",
+    "relational": "relat",
+    "conditional": "condit",
+    "rational": "ration",
+    "valenci": "valenc",
+    "hesitanci": "hesit",
+    "digitizer": "digit",
+    "conformabli": "conform",
+    "radicalli": "radic",
+    "differentli": "differ",
+    "vileli": "vile",
+    "analogousli": "analog",
+    "vietnamization": "vietnam",
+    "predication": "predic",
+    "operator": "oper",
+    "feudalism": "feudal",
+    "decisiveness": "decis",
+    "hopefulness": "hope",
+    "callousness": "callous",
+    "formaliti": "formal",
+    "sensitiviti": "sensit",
+    "sensibiliti": "sensibl",
+    "triplicate": "triplic",
+    "formative": "form",
+    "formalize": "formal",
+    "electriciti": "electr",
+    "electrical": "electr",
+    "hopeful": "hope",
+    "goodness": "good",
+    "revival": "reviv",
+    "allowance": "allow",
+    "inference": "infer",
+    "airliner": "airlin",
+    "gyroscopic": "gyroscop",
+    "adjustable": "adjust",
+    "defensible": "defens",
+    "irritant": "irrit",
+    "replacement": "replac",
+    "adjustment": "adjust",
+    "dependent": "depend",
+    "adoption": "adopt",
+    "homologou": "homolog",
+    "communism": "commun",
+    "activate": "activ",
+    "angulariti": "angular",
+    "homologous": "homolog",
+    "effective": "effect",
+    "bowdlerize": "bowdler",
+    "probate": "probat",
+    "rate": "rate",
+    "cease": "ceas",
+    "controll": "control",
+    "roll": "roll",
+    "generalization": "gener",
+    "oscillators": "oscil",
+    "analogi": "analog",
+    "is": "is",
+    "as": "as",
+}
+
+
+@pytest.mark.parametrize("word, stem", sorted(PORTER.items()))
+def test_porter_stemmer(word, stem):
+    assert porter_stem(word) == stem
 
 
 def test_hand_computed_scores():
-    index = BM25Index(DOCS)
+    index = BM25Index(DOCS, analyzer="standard")
     scores = index.score(["cat", "dog dog", "unknownword", ""])
     assert scores.shape == (4, 3) and scores.dtype == np.float32
     idf_cat = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))  # df(cat) = 2 of N = 3
@@ -37,10 +138,21 @@ def test_hand_computed_scores():
 
 
 def test_parameters_change_scores_as_the_formula_says():
-    scores = BM25Index(DOCS, k1=2.0, b=0.0).score(["cat"])
+    scores = BM25Index(DOCS, k1=2.0, b=0.0, analyzer="standard").score(["cat"])
     np.testing.assert_allclose(scores[0, 2], lucene(3, 4, 3, 2, 3, k1=2.0, b=0.0), rtol=1e-6)
     with pytest.raises(ValueError):
         BM25Index(DOCS, b=1.5)
+
+
+def test_english_analysis_changes_lengths_and_matches_stems():
+    # english: "the" is a stop word, so lengths are 2, 1, 4 (avgdl 7/3); "cats" matches "cat"
+    scores = BM25Index(DOCS).score(["cats"])
+    avgdl = 7 / 3
+    np.testing.assert_allclose(
+        scores[0], [lucene(1, 2, avgdl, 2, 3), 0.0, lucene(3, 4, avgdl, 2, 3)], rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="unknown analyzer"):
+        BM25Index(DOCS, analyzer="french")
 
 
 def test_embedded_backend_ranks_with_bm25():
@@ -63,3 +175,20 @@ def test_many_queries_many_docs_is_fast():
     scores = BM25Index(docs).score(queries)
     assert scores.shape == (1000, 5000)
     assert time.perf_counter() - start < 20  # ~1 s on one core; generous for shared CI machines
+
+
+@pytest.mark.slow
+def test_scifact_bm25_regression(scifact_dir):
+    """Pins BM25 on SciFact test (english analysis): 0.683 nDCG@10, near Pyserini's flat BM25 (0.679)."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    from sparse_tune.data.beir import load_beir
+    from sparse_tune.index.embedded import top_k_from_scores
+
+    corpus, queries, qrels = load_beir(scifact_dir, "test")
+    scores = BM25Index(corpus.texts).score(list(queries.values()))
+    run = top_k_from_scores(scores, list(queries), corpus.ids, 100)
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"}).evaluate(run)
+    ndcg = np.mean([m["ndcg_cut_10"] for m in per_query.values()])
+    recall = np.mean([m["recall_100"] for m in per_query.values()])
+    assert ndcg == pytest.approx(0.683, abs=0.002)
+    assert recall == pytest.approx(0.928, abs=0.002)

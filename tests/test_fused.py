@@ -150,8 +150,13 @@ def test_masked_tokens_never_win(activation: str) -> None:
     assert float(out.max()) < 10.0  # nothing from the padding leaked in
     masked = mask == 0
     assert float(grads[0][masked].abs().max()) == 0.0  # padding gets no gradient
-    _, argmax = masked_max_logits(hidden.detach(), weight.detach(), bias.detach(), mask, chunk_size=16)
-    assert bool(mask.gather(1, argmax).bool().all())  # every routed token is a real one
+    max_logits, argmax = masked_max_logits(
+        hidden.detach(), weight.detach(), bias.detach(), mask, chunk_size=16
+    )
+    live = max_logits > 0  # the entries whose index is used by backward
+    assert bool(live.any()) and bool(
+        mask.gather(1, argmax)[live].bool().all()
+    )  # every routed token is a real one
 
 
 @pytest.mark.parametrize("activation", ACTS)
@@ -192,6 +197,31 @@ def test_dead_entries_get_zero_gradient(activation: str) -> None:
     _assert_rel_close(out, ref)
     for g, r in zip(grads, ref_grads, strict=True):
         _assert_rel_close(g, r)
+
+
+@pytest.mark.parametrize("activation", ACTS)
+def test_sparse_live_entries(activation: str) -> None:
+    """Trained-SPLADE regime (a few % of entries positive): the index is found on live rows only."""
+    hidden, weight, bias, mask = _inputs(3, 12, 16, 200, seed=20)
+    with torch.no_grad():
+        bias -= 6.0
+    ref, ref_grads = _values_and_grads(splade_pool_reference, hidden, weight, bias, mask, activation)
+    out, grads = _values_and_grads(splade_pool_fused, hidden, weight, bias, mask, activation, chunk_size=64)
+    assert 0.0 < float((ref > 0).float().mean()) < 0.1
+    _assert_rel_close(out, ref)
+    for g, r in zip(grads, ref_grads, strict=True):
+        _assert_rel_close(g, r)
+
+
+def test_everything_dead() -> None:
+    """No entry receives gradient: zero gradients of the right shapes, no empty-matrix errors."""
+    hidden, weight, bias, mask = _inputs(2, 4, 8, 20, seed=19)
+    with torch.no_grad():
+        bias.fill_(-1e4)
+    out, grads = _values_and_grads(splade_pool_fused, hidden, weight, bias, mask, "log1p_relu", chunk_size=8)
+    assert float(out.abs().max()) == 0.0
+    assert [tuple(g.shape) for g in grads] == [(2, 4, 8), (20, 8), (20,)]
+    assert all(float(g.abs().max()) == 0.0 for g in grads)
 
 
 def _tied_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

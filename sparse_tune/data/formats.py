@@ -30,9 +30,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparse_tune.data.errors import DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +264,7 @@ def load_training_dataset(
     docs_per_query: int | None = None,
     seed: int = 42,
     corpus_texts: Sequence[str] | None = None,
-):
+) -> Dataset:
     """Validated training data as a Hugging Face ``datasets.Dataset``.
 
     Validation runs first (so errors carry file and line), then the rows go through

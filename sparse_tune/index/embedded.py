@@ -25,10 +25,13 @@ class _Index:
     bm25: object | None = None
 
 
-def top_k_from_scores(scores: np.ndarray, query_ids: list[str], doc_ids: list[str], top_k: int) -> Run:
+def top_k_from_scores(
+    scores: np.ndarray, query_ids: list[str], doc_ids: list[str], top_k: int, positive_only: bool = False
+) -> Run:
     """Turn a (n_queries, n_docs) score matrix into a run of the ``top_k`` best per query.
 
-    Ties are broken by document order so results are deterministic.
+    Ties are broken by document order so results are deterministic. ``positive_only``
+    drops documents scoring 0 (sparse: no shared token), as a search engine would.
     """
     run: Run = {}
     k = min(top_k, scores.shape[1])
@@ -39,7 +42,7 @@ def top_k_from_scores(scores: np.ndarray, query_ids: list[str], doc_ids: list[st
         else:
             part = np.arange(s.shape[0])
         order = part[np.lexsort((part, -s[part]))]
-        run[qid] = {doc_ids[j]: float(s[j]) for j in order}
+        run[qid] = {doc_ids[j]: float(s[j]) for j in order if not positive_only or s[j] > 0}
     return run
 
 
@@ -100,7 +103,7 @@ class EmbeddedBackend:
                 scores = (sp.csr_matrix(q[start:stop]) @ idx.matrix.T).toarray()  # (chunk, n_docs)
             else:
                 scores = np.asarray(q[start:stop], dtype=np.float32) @ idx.matrix.T  # (chunk, n_docs)
-            run.update(top_k_from_scores(scores, queries.ids[start:stop], idx.ids, top_k))
+            run.update(top_k_from_scores(scores, queries.ids[start:stop], idx.ids, top_k, idx.kind == "sparse"))
         return run
 
     def search_text(self, index: str, queries: dict[str, str], top_k: int) -> Run:
@@ -109,7 +112,7 @@ class EmbeddedBackend:
             raise RuntimeError(f"index '{index}' was built without texts; BM25 needs them")
         qids = list(queries)
         scores = idx.bm25.score([queries[q] for q in qids])  # (n_queries, n_docs)
-        return top_k_from_scores(scores, qids, idx.ids, top_k)
+        return top_k_from_scores(scores, qids, idx.ids, top_k, positive_only=True)
 
     def delete(self, index: str) -> None:
         self._indices.pop(index, None)

@@ -11,15 +11,18 @@ the bulk of a SPLADE model's activation memory and of its head's time. Two facts
    bias is the same for every token, it is added after the max (``fl(x + b)`` is monotone in
    ``x``, so this is exact).
 2. Max-pooling routes the gradient to one token per (batch row, vocabulary entry). The
-   backward pass only needs that token's index, so it is a gather / ``index_add`` over the
-   entries whose pooled value is positive (the others have zero gradient: ``relu'(x <= 0)
+   backward pass only needs that token's index: the gradient is a sparse
+   ``(batch * tokens, vocab)`` matrix with at most one non-zero per (row, entry), restricted to
+   the entries whose pooled value is positive (the others have zero gradient: ``relu'(x <= 0)
    == 0``, exactly as the reference autograd computes it), never a ``(batch, tokens, vocab)``
-   tensor.
+   tensor; ``grad_hidden`` and ``grad_weight`` are two sparse-dense products with it
+   (``O(batch * vocab * hidden)`` work instead of ``O(batch * tokens * vocab * hidden)``).
 
 The forward pass walks the vocabulary in chunks of ``chunk_size`` columns and, within a
 chunk, one batch row at a time over that row's unmasked tokens only: the largest
-intermediate is ``(tokens, chunk_size)``, which stays in the L2 cache, and padding costs
-nothing. Only the running max logit and its token index per (row, entry) are kept.
+intermediate is ``(chunk_size, tokens)``, which stays in the L2 cache, and padding costs
+nothing. Only the max logit per (row, entry) is kept, plus its token index where the pooled
+value is positive (elsewhere the gradient is zero and the index is never read).
 
 Ties: when several unmasked tokens share the maximal logit, the gradient goes to the
 first of them (lowest position), which is what ``torch.max(dim)`` returns. The reference
@@ -36,6 +39,7 @@ inputs' dtypes.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -48,9 +52,6 @@ ACTIVATION_NAMES: tuple[str, ...] = ("log1p_relu", "log1p_log1p_relu")
 #: the L2 cache of current server cores, and 15 chunks over BERT's 30,522 entries keep the
 #: Python loop overhead to a few percent of the matmul time (measured on a 2-core Xeon).
 DEFAULT_CHUNK_SIZE = 2048
-#: Gradient entries processed per backward block: bounds the (entries, hidden) temporaries
-#: (65,536 x hidden 768 x 4 bytes = 192 MiB at BERT-base size; 32 MiB at hidden 128).
-_BACKWARD_BLOCK = 65_536
 
 
 def _accum_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -113,9 +114,9 @@ def masked_max_logits(
 
     Returns ``(max_logits, argmax)``: ``max_logits`` ``(batch, vocab)`` in float32 (float64 for
     float64 inputs), ``-inf`` for rows with no unmasked token; ``argmax`` ``(batch, vocab)``
-    int64 token positions (first position among exact ties, 0 for fully masked rows), or
-    ``None`` when ``with_argmax`` is False (inference needs no gradient routing, and skipping
-    the index halves the reduction cost).
+    int64 token positions (first position among exact ties) for the entries whose max logit is
+    positive, 0 elsewhere (those receive no gradient), or ``None`` when ``with_argmax`` is
+    False (inference needs no gradient routing).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -137,20 +138,41 @@ def masked_max_logits(
             if positions.numel() > 0:
                 rows.append((r, hidden[r].index_select(0, positions), positions))  # (n_valid, hidden)
 
+    bias_acc = bias.to(acc) if bias is not None else None
     for start in range(0, vocab, chunk_size):
         stop = min(vocab, start + chunk_size)
-        w_t = weight[start:stop].t()  # (hidden, chunk): a transposed view, BLAS reads it in place
+        w_c = weight[start:stop]  # (chunk, hidden)
         for r, h_r, positions in rows:
-            logits = torch.mm(h_r, w_t)  # (n_valid, chunk) in the compute dtype
+            logits = torch.mm(w_c, h_r.t())  # (chunk, n_valid) in the compute dtype
+            values = logits.amax(dim=1).to(acc)  # (chunk,)
+            if bias_acc is not None:
+                values += bias_acc[start:stop]  # same bias for every token: adding after the max is exact
+            max_logits[r, start:stop] = values
             if argmax is None:
-                max_logits[r, start:stop] = logits.amax(dim=0)
+                continue
+            # Only entries with a positive pooled logit receive gradient, so only they need the
+            # token index. A trained SPLADE keeps ~1% of the vocabulary alive, and the indexed
+            # max over those rows is far cheaper than an indexed max over the whole chunk.
+            live = (values > 0).nonzero().squeeze(1)  # (n_live,)
+            if live.numel() == 0:
+                continue
+            if 4 * live.numel() > logits.shape[0]:
+                index = logits.max(dim=1).indices[live]  # (n_live,): first position among ties
             else:
-                values, index = logits.max(dim=0)  # (chunk,), (chunk,): first index among ties
-                max_logits[r, start:stop] = values
-                argmax[r, start:stop] = index if positions is None else positions[index]
-    if bias is not None:
-        max_logits += bias.to(acc)  # same bias for every token: adding after the max is exact
+                index = logits.index_select(0, live).max(dim=1).indices  # (n_live,): idem
+            argmax[r, start + live] = index if positions is None else positions[index]
     return max_logits, argmax
+
+
+def _csr(
+    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int, n_cols: int
+) -> torch.Tensor:
+    """CSR matrix from entries already sorted by row (no COO round trip, no coalescing sort)."""
+    crow = torch.zeros(n_rows + 1, dtype=torch.long, device=values.device)
+    crow[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the products used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, cols, values, (n_rows, n_cols), check_invariants=False)
 
 
 class _FusedSpladePool(torch.autograd.Function):
@@ -187,24 +209,23 @@ class _FusedSpladePool(torch.autograd.Function):
         grad = grad_out.to(acc) * activation_grad(max_logits, ctx.activation)  # (batch, vocab)
         grad_bias = grad.sum(dim=0).to(ctx.bias_dtype) if (need_bias and ctx.has_bias) else None
 
-        grad_hidden = (
-            torch.zeros((batch * seq_len, dim), dtype=acc, device=hidden.device) if need_hidden else None
-        )
-        grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_weight else None
+        grad_hidden = grad_weight = None
         if need_hidden or need_weight:
-            rows, cols = grad.nonzero(as_tuple=True)  # (n,), (n,): entries that receive gradient
-            values = grad[rows, cols]  # (n,)
-            tokens = rows * seq_len + argmax[rows, cols]  # (n,) flat index into (batch * seq_len)
-            flat_hidden = hidden.reshape(batch * seq_len, dim)
-            for s in range(0, values.numel(), _BACKWARD_BLOCK):
-                e = s + _BACKWARD_BLOCK
-                g = values[s:e, None]  # (block, 1)
-                if grad_hidden is not None:
-                    grad_hidden.index_add_(0, tokens[s:e], g * weight[cols[s:e]].to(acc))  # (block, hidden)
-                if grad_weight is not None:
-                    grad_weight.index_add_(
-                        0, cols[s:e], g * flat_hidden[tokens[s:e]].to(acc)
-                    )  # (block, hidden)
+            # The gradient as a sparse (batch * seq_len, vocab) matrix G with at most one non-zero
+            # per (row, entry): grad_hidden = G @ W and grad_weight = G.T @ hidden. MKL's CSR
+            # products are ~10x faster than index_add_ on CPU and never densify G.
+            vocab_idx, rows = grad.t().nonzero(as_tuple=True)  # (n,), (n,): sorted by vocab entry
+            values = grad[rows, vocab_idx]  # (n,)
+            tokens = rows * seq_len + argmax[rows, vocab_idx]  # (n,): flat index into batch * seq_len
+            if need_weight:
+                g_t = _csr(
+                    vocab_idx, tokens, values, weight.shape[0], batch * seq_len
+                )  # (vocab, batch*seq_len)
+                grad_weight = g_t @ hidden.reshape(batch * seq_len, dim).to(acc)  # (vocab, hidden)
+            if need_hidden:
+                order = torch.argsort(tokens, stable=True)
+                g = _csr(tokens[order], vocab_idx[order], values[order], batch * seq_len, weight.shape[0])
+                grad_hidden = g @ weight.to(acc)  # (batch * seq_len, hidden)
 
         out_hidden = (
             grad_hidden.view(batch, seq_len, dim).to(hidden.dtype) if grad_hidden is not None else None

@@ -11,7 +11,7 @@ from sparse_tune.config import TrainConfig
 from sparse_tune.losses import build_loss
 from sparse_tune.models.io import model_config_for, build_model
 from sparse_tune.training.collator import GroupCollator
-from sparse_tune.training.dataset import GroupDataset, build_groups
+from sparse_tune.training.dataset import GroupDataset, build_groups, is_scored_file
 from sparse_tune.training.trainer import RetrievalTrainer
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,10 @@ def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
         from sparse_tune.data.beir import load_corpus_any
 
         texts = load_corpus_any(cfg.data.beir_dir).texts
+    elif cfg.data.train_file and is_scored_file(cfg.data.train_file):
+        from sparse_tune.data.teacher_scores import iter_scored_rows
+
+        texts = sorted({t for row in iter_scored_rows(cfg.data.train_file) for t in row["docs"]})
     elif cfg.data.train_file:
         from sparse_tune.data.formats import read_training_jsonl
 
@@ -40,8 +44,10 @@ def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
         raise ValueError("inference_free needs idf_path, or training data to compute IDF from")
     out = Path(cfg.training.output_dir) / "idf.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if cfg.training.should_save or not out.exists():
-        save_idf(out, compute_idf(texts, AutoTokenizer.from_pretrained(model_path)))
+    # Rank 0 writes (atomically); the other ranks wait for it and read the same file.
+    with cfg.training.main_process_first(desc="compute idf"):
+        if cfg.training.should_save:
+            save_idf(out, compute_idf(texts, AutoTokenizer.from_pretrained(model_path)))
     logger.info("computed IDF over %d training documents -> %s", len(texts), out)
     return out
 
@@ -73,7 +79,9 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.loss.teachers:
         from sparse_tune.training.teachers import TeacherEnsemble
 
-        teachers = TeacherEnsemble(cfg.loss.teachers, score_scale=cfg.loss.score_scale)
+        teachers = TeacherEnsemble(
+            cfg.loss.teachers, score_scale=cfg.loss.score_scale, device=args.device, bf16=args.bf16
+        )
 
     # 6. Train with transformers' loop; resume if asked.
     trainer = RetrievalTrainer(
@@ -92,4 +100,6 @@ def train(cfg: TrainConfig) -> Path:
     # 7. Save the final model where evaluate can load it.
     out = Path(args.output_dir)
     trainer.save_model(str(out))
+    if args.should_save:
+        trainer.save_state()  # trainer_state.json: steps and logged loss terms, read by export's model card
     return out

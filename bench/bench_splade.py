@@ -1,0 +1,657 @@
+"""SPLADE head side by side: our fused pooling vs sentence-transformers vs a plain MLM head.
+
+Same weights (``splade-tiny``), same SciFact texts, same batch shapes, one run on one machine:
+
+1. corpus encoding (documents / second): our ``encode_texts`` (fused head; fp32 and bf16
+   autocast) vs sentence-transformers ``SparseEncoder.encode_document`` (``MLMTransformer`` +
+   ``SpladePooling("max")``) vs ``AutoModelForMaskedLM`` + log1p(relu) + masked max;
+2. one training step (forward, loss, backward, AdamW) at 256 document tokens, batch 32 and
+   128: time and peak resident memory of ours (InfoNCE + FLOPS) vs sentence-transformers
+   ``SpladeLoss(SparseMultipleNegativesRankingLoss)``; each configuration runs in its own
+   process under an address-space cap, so a configuration that does not fit fails cleanly
+   instead of waking the OOM killer on a shared machine;
+3. the matmul ceiling: fp32 and bf16 GEMM throughput for the head's 2 x tokens x vocab x
+   hidden FLOPs, next to the head alone (fused vs reference, forward and forward+backward);
+4. retrieval agreement: top-10 documents of every SciFact test query, fused vs reference
+   encoder, on a corpus subset (all judged documents plus the first others in file order).
+
+Run ``python bench/bench_splade.py`` (about 15 minutes on 2 cores) or ``--quick``; figures are
+printed and written to ``bench/RESULTS.md``. Times are medians over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+DATA = Path(os.environ.get("SCIFACT_DIR", "/work/shared/data/beir/scifact"))
+MODEL = "splade-tiny"
+DOC_TOKENS = 256
+QUERY_TOKENS = 64
+ENCODE_BATCH = 32
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
+    """Median wall time of ``fn`` over ``repeats`` runs after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags)
+    except OSError:
+        pass
+    return ""
+
+
+def model_path() -> str:
+    from sparse_tune.registry import resolve_model_path
+
+    return resolve_model_path(MODEL)
+
+
+def load_scifact(split: str = "test"):
+    from sparse_tune.data.beir import load_beir
+
+    return load_beir(DATA, split)
+
+
+def st_encoder(path: str):
+    """sentence-transformers SparseEncoder over the same local folder (the same weights)."""
+    from sentence_transformers.sparse_encoder import SparseEncoder
+    from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+
+    mlm = MLMTransformer(path, max_seq_length=DOC_TOKENS)
+    return SparseEncoder(modules=[mlm, SpladePooling("max")], device="cpu")
+
+
+def rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM (Linux >= 4.0), so the next peak reading covers only what follows."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. corpus encoding
+# ---------------------------------------------------------------------------------------------
+
+
+def length_sorted_batches(tokenizer, texts: list[str], max_length: int, batch_size: int) -> list[list[int]]:
+    """The batches ``encode_texts`` forms: stable sort by descending token length."""
+    lengths = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    order = np.argsort([-len(x) for x in lengths], kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def plain_mlm_encode(mlm, tokenizer, texts: list[str], batches: list[list[int]]) -> list[torch.Tensor]:
+    """The textbook head: full (batch, tokens, vocab) logits -> log1p(relu) -> masked max."""
+    out = []
+    with torch.inference_mode():
+        for batch in batches:
+            feats = tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=DOC_TOKENS,
+                return_tensors="pt",
+            )
+            logits = mlm(**feats).logits  # (batch, seq_len, vocab)
+            weights = torch.log1p(torch.relu(logits)) * feats["attention_mask"].unsqueeze(-1)
+            out.append(weights.amax(dim=1))  # (batch, vocab)
+    return out
+
+
+def bench_encoding(n_docs: int, repeats: int) -> dict:
+    from transformers import AutoModelForMaskedLM
+
+    from sparse_tune.models import load_model
+    from sparse_tune.models.inference import encode_texts
+
+    corpus, _, _ = load_scifact()
+    ids, texts = corpus.ids[:n_docs], corpus.texts[:n_docs]
+    ours = load_model(MODEL).eval()
+    batches = length_sorted_batches(ours.tokenizer, texts, DOC_TOKENS, ENCODE_BATCH)
+    st = st_encoder(model_path()).eval()
+    plain = AutoModelForMaskedLM.from_pretrained(model_path()).eval()
+
+    systems: dict[str, Callable[[], object]] = {
+        "ours (fused, fp32)": lambda: encode_texts(
+            ours, ids, texts, "document", ENCODE_BATCH, progress=False
+        ),
+        "ours (fused, bf16 autocast)": lambda: encode_texts(
+            ours, ids, texts, "document", ENCODE_BATCH, bf16=True, progress=False
+        ),
+        "sentence-transformers SparseEncoder.encode_document (fp32)": lambda: [
+            st.encode_document([texts[i] for i in b], batch_size=ENCODE_BATCH) for b in batches
+        ],
+        "plain AutoModelForMaskedLM + log1p(relu) + masked max (fp32)": lambda: plain_mlm_encode(
+            plain, ours.tokenizer, texts, batches
+        ),
+    }
+    results = {}
+    for name, fn in systems.items():
+        med, times = median_time(fn, repeats, warmup=0 if repeats > 1 else 0)
+        results[name] = {"seconds": med, "docs_per_s": n_docs / med, "times": times}
+        print(f"  {name}: {n_docs / med:.1f} docs/s (median {med:.2f}s of {times})", flush=True)
+
+    # Same weights, same answer: compare the first batch across the three fp32 systems.
+    first = [texts[i] for i in batches[0]]
+    ours_first = encode_texts(ours, ids[: len(first)], first, "document", ENCODE_BATCH, progress=False).matrix
+    st_first = st.encode_document(first, batch_size=ENCODE_BATCH, convert_to_sparse_tensor=False).numpy()
+    plain_first = plain_mlm_encode(plain, ours.tokenizer, first, [list(range(len(first)))])[0].numpy()
+    results["max_abs_diff_vs_st"] = float(np.abs(ours_first.toarray() - st_first).max())
+    results["max_abs_diff_vs_plain"] = float(np.abs(ours_first.toarray() - plain_first).max())
+    results["n_docs"] = n_docs
+    results["n_batches"] = len(batches)
+    results["mean_tokens"] = float(
+        np.mean([len(x) for x in ours.tokenizer(texts, truncation=True, max_length=DOC_TOKENS)["input_ids"]])
+    )
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. training step (one process per configuration)
+# ---------------------------------------------------------------------------------------------
+
+
+def training_features(tokenizer, batch: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """SciFact train (query, positive) pairs; documents padded to exactly DOC_TOKENS tokens."""
+    from sparse_tune.data.beir import positives_from_qrels
+
+    corpus, queries, qrels = load_scifact("train")
+    text_of = dict(zip(corpus.ids, corpus.texts, strict=True))
+    pairs = [(queries[q], text_of[docs[0]]) for q, docs in positives_from_qrels(qrels).items()]
+    pairs = (pairs * (batch // len(pairs) + 1))[:batch]
+    q = tokenizer(
+        [p[0] for p in pairs], padding=True, truncation=True, max_length=QUERY_TOKENS, return_tensors="pt"
+    )
+    d = tokenizer(
+        [p[1] for p in pairs],
+        padding="max_length",
+        truncation=True,
+        max_length=DOC_TOKENS,
+        return_tensors="pt",
+    )
+    return dict(q), dict(d)
+
+
+def train_worker(system: str, batch: int, repeats: int) -> dict:
+    """One configuration, measured in this (fresh) process."""
+    torch.manual_seed(0)
+    if system == "ours":
+        from sparse_tune.config import LossConfig
+        from sparse_tune.losses import build_loss
+        from sparse_tune.losses.base import LossInputs
+        from sparse_tune.models import load_model
+
+        model = load_model(MODEL).train()
+        loss_fn = build_loss(
+            LossConfig(loss="infonce", flops_doc_weight=3e-5, flops_query_weight=5e-5), inference_free=False
+        )
+        q_feats, d_feats = training_features(model.tokenizer, batch)
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def compute_loss() -> torch.Tensor:
+            q, d = model(query=q_feats, docs=d_feats)
+            return loss_fn(LossInputs(q=q, d=d))["loss"]
+
+    elif system == "sentence-transformers":
+        from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
+
+        model = st_encoder(model_path()).train()
+        loss_fn = SpladeLoss(
+            model,
+            SparseMultipleNegativesRankingLoss(model, scale=1.0),
+            document_regularizer_weight=3e-5,
+            query_regularizer_weight=5e-5,
+        )
+        q_feats, d_feats = training_features(model.tokenizer, batch)
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def compute_loss() -> torch.Tensor:
+            terms = loss_fn(
+                [dict(q_feats), dict(d_feats)], labels=None
+            )  # named terms, as the ST trainer sums them
+            return sum(terms.values()) if isinstance(terms, dict) else terms
+
+    else:
+        raise ValueError(system)
+
+    optimizer = torch.optim.AdamW(params, lr=2e-5)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        compute_loss().backward()
+        optimizer.step()
+
+    base = rss_bytes()
+    reset_peak_rss()
+    step()  # warm-up: AdamW allocates its state, lazily loaded kernels and thread pools start
+    first_peak = peak_rss_bytes() - base
+    base = rss_bytes()
+    reset_peak_rss()
+    med, times = median_time(step, repeats, warmup=0)
+    peak = peak_rss_bytes() - base  # steady state: what one more step costs on top of a warm process
+    return {
+        "seconds": med,
+        "times": times,
+        "peak_rss_delta_mb": peak / 2**20,
+        "first_step_peak_rss_delta_mb": first_peak / 2**20,
+        "n_params": sum(p.numel() for p in params),
+    }
+
+
+def mem_available_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 8 * 2**30
+
+
+def bench_training(batches: list[int], repeats: dict[int, int], cap_gb: float | None) -> dict:
+    available = mem_available_bytes()
+    # Never more than the machine can give right now: the cap must trip before the OOM killer does.
+    cap = int(cap_gb * 2**30) if cap_gb else int(min(18 * 2**30, available - 3 * 2**30))
+    results: dict = {"cap_gb": cap / 2**30}
+    for batch in batches:
+        for system in ("ours", "sentence-transformers"):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--train-worker",
+                system,
+                str(batch),
+                str(repeats[batch]),
+                str(cap),
+            ]
+            print(f"  training step: {system}, batch {batch} ...", flush=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+            if proc.returncode == 0 and lines:
+                res = json.loads(lines[-1])
+            else:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                res = {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+            results[f"{system}/{batch}"] = res
+            print(f"    {res}", flush=True)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. matmul ceiling and the head alone
+# ---------------------------------------------------------------------------------------------
+
+
+def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> dict:
+    from transformers import AutoModelForMaskedLM
+
+    from sparse_tune.models.splade_pool import splade_pool
+
+    mlm = AutoModelForMaskedLM.from_pretrained(model_path())
+    decoder = mlm.get_output_embeddings()
+    weight = decoder.weight.detach().clone()  # (vocab, hidden)
+    bias = decoder.bias.detach().clone()  # (vocab,)
+    vocab, hidden_dim = weight.shape
+    rows = batch * tokens
+    flops = 2.0 * rows * vocab * hidden_dim
+    gen = torch.Generator().manual_seed(0)
+    # Real MLM-transform outputs of SciFact documents, so the live fraction is realistic.
+    corpus, _, _ = load_scifact()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path())
+    feats = tok(
+        corpus.texts[:batch], padding="max_length", truncation=True, max_length=tokens, return_tensors="pt"
+    )
+    with torch.no_grad():
+        hidden = mlm.cls.predictions.transform(mlm.bert(**feats).last_hidden_state)  # (batch, tokens, hidden)
+    mask = torch.ones(batch, tokens, dtype=torch.long)  # full rows: the ceiling counts every token
+
+    out: dict = {"rows": rows, "vocab": vocab, "hidden": hidden_dim, "gflop": flops / 1e9}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(rows, hidden_dim, generator=gen).to(dtype)
+        w = weight.to(dtype)
+
+        def gemm(a: torch.Tensor = a, w: torch.Tensor = w) -> None:
+            for s in range(0, vocab, 2048):  # 2048-column blocks: the full output would be 1 GiB
+                torch.mm(a, w[s : s + 2048].t())
+
+        med, _ = median_time(gemm, repeats)
+        out[f"gemm_{name}_s"] = med
+        out[f"gemm_{name}_gflops"] = flops / med / 1e9
+        print(
+            f"  GEMM {name}: {flops / med / 1e9:.0f} GFLOP/s ({med * 1e3:.0f} ms for {flops / 1e9:.1f} GFLOP)"
+        )
+
+    h = hidden.clone().requires_grad_()
+    w_p = weight.clone().requires_grad_()
+    b_p = bias.clone().requires_grad_()
+    for impl in ("fused", "reference"):
+        for name, bf16 in (("fp32", False), ("bf16", True)):
+
+            def fwd(impl: str = impl, bf16: bool = bf16) -> None:
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    splade_pool(hidden, weight, bias, mask, "log1p_relu", impl=impl)
+
+            def fwd_bwd(impl: str = impl, bf16: bool = bf16) -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    pooled = splade_pool(h, w_p, b_p, mask, "log1p_relu", impl=impl)
+                pooled.float().sum().backward()
+
+            n = repeats if impl == "fused" else max(1, min(repeats, 3))
+            f_med, _ = median_time(fwd, n)
+            fb_med, _ = median_time(fwd_bwd, n)
+            out[f"head_{impl}_{name}_fwd_s"] = f_med
+            out[f"head_{impl}_{name}_fwdbwd_s"] = fb_med
+            print(
+                f"  head {impl} {name}: forward {f_med * 1e3:.0f} ms, forward+backward {fb_med * 1e3:.0f} ms"
+            )
+
+    # Stretch check: how much of the product would the Cauchy-Schwarz bound
+    # max_t ||h_t|| * ||w_v|| + b_v <= 0 prove dead (and so let us skip exactly)?
+    h_norm = hidden.norm(dim=-1).amax(dim=1)  # (batch,)
+    bound = h_norm[:, None] * weight.norm(dim=1)[None, :] + bias[None, :]  # (batch, vocab)
+    with torch.no_grad():
+        pooled = splade_pool(hidden, weight, bias, mask, "log1p_relu")
+    out["cs_bound_skippable_fraction"] = float((bound <= 0).float().mean())
+    out["live_fraction"] = float((pooled > 0).float().mean())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. retrieval agreement
+# ---------------------------------------------------------------------------------------------
+
+
+def top10(queries: sp.csr_matrix, docs: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Top-10 document rows per query (score desc, then row asc) and their scores."""
+    scores = (queries @ docs.T).toarray()  # (n_queries, n_docs)
+    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :10]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def bench_top10(n_docs: int) -> dict:
+    from sparse_tune.models import load_model
+    from sparse_tune.models.inference import encode_texts
+
+    corpus, queries, qrels = load_scifact("test")
+    judged = {d for rel in qrels.values() for d in rel}
+    keep = [i for i, d in enumerate(corpus.ids) if d in judged]
+    keep += [i for i, d in enumerate(corpus.ids) if d not in judged][: max(0, n_docs - len(keep))]
+    doc_ids = [corpus.ids[i] for i in keep]
+    doc_texts = [corpus.texts[i] for i in keep]
+    qids = list(queries)
+    q_texts = [queries[q] for q in qids]
+
+    matrices = {}
+    for impl in ("fused", "reference"):
+        model = load_model(MODEL, splade_impl=impl).eval()
+        start = time.perf_counter()
+        d = encode_texts(model, doc_ids, doc_texts, "document", ENCODE_BATCH, progress=False).matrix
+        q = encode_texts(model, qids, q_texts, "query", ENCODE_BATCH, progress=False).matrix
+        matrices[impl] = (q, d, time.perf_counter() - start)
+    (qf, df, tf), (qr, dr, tr) = matrices["fused"], matrices["reference"]
+    of, sf = top10(qf, df)
+    orf, sr = top10(qr, dr)
+    same_lists = int((of == orf).all(axis=1).sum())
+    same_sets = int(sum(set(a) == set(b) for a, b in zip(of, orf, strict=True)))
+    return {
+        "n_queries": len(qids),
+        "n_docs": len(doc_ids),
+        "n_judged_docs": len(judged),
+        "identical_top10_lists": same_lists,
+        "identical_top10_sets": same_sets,
+        "max_abs_score_diff": float(np.abs(sf - sr).max()),
+        "max_abs_doc_weight_diff": float(abs(df - dr).max()),
+        "max_abs_query_weight_diff": float(abs(qf - qr).max()),
+        "encode_seconds_fused": tf,
+        "encode_seconds_reference": tr,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    quick: bool
+    enc_docs: int
+    enc_repeats: int
+    train_batches: list[int]
+    train_repeats: dict[int, int]
+    ceiling_repeats: int
+    top10_docs: int
+
+
+def write_report(path: Path | None, settings: Settings, results: dict) -> str:
+    lines = [
+        "# SPLADE head benchmark",
+        "",
+        f"Generated by `python bench/bench_splade.py{' --quick' if settings.quick else ''}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        f"- Machine: {os.cpu_count()}-core CPU, `{cpu_name()}` ({cpu_flags()}); "
+        f"{mem_available_bytes() / 2**30:.0f} GiB available at the end; shared with other jobs, so "
+        "absolute times are noisy (ratios from one run are the figures to read).",
+        f"- torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}; "
+        f"model `{MODEL}` (BERT, 2 layers, hidden 128, vocab 30,522); data SciFact (BEIR).",
+        "- All times are medians over repeats; ratios are ours / theirs for time and memory "
+        "(< 1 is better for us) and ours / theirs for throughput (> 1 is better for us).",
+        "",
+    ]
+    enc = results.get("encoding")
+    if enc:
+        ours = enc["ours (fused, fp32)"]["docs_per_s"]
+        lines += [
+            f"## 1. Corpus encoding ({enc['n_docs']} SciFact documents, batch {ENCODE_BATCH}, "
+            f"<= {DOC_TOKENS} tokens, mean {enc['mean_tokens']:.0f} tokens, length-sorted batches, "
+            f"{settings.enc_repeats} repeats)",
+            "",
+            "| system | docs / s | ours fp32 / this |",
+            "|---|---:|---:|",
+        ]
+        for name, r in enc.items():
+            if isinstance(r, dict) and "docs_per_s" in r:
+                lines.append(f"| {name} | {r['docs_per_s']:.1f} | {ours / r['docs_per_s']:.2f}x |")
+        lines += [
+            "",
+            f"Same weights, same output: max |ours - sentence-transformers| = {enc['max_abs_diff_vs_st']:.2e}, "
+            f"max |ours - plain| = {enc['max_abs_diff_vs_plain']:.2e} on the first batch.",
+            "",
+        ]
+    tr = results.get("training")
+    if tr:
+        lines += [
+            f"## 2. Training step (batch B queries <= {QUERY_TOKENS} tokens + B documents padded to "
+            f"{DOC_TOKENS} tokens, in-batch negatives, FLOPS regularisers, AdamW step)",
+            "",
+            "Peak memory is the rise of the process's peak resident set (VmHWM, reset before measuring) "
+            "over its resident size just before: 'steady' over the timed steps of a warm process, "
+            "'first step' over the warm-up step (which also allocates AdamW state and starts lazily "
+            "loaded kernels). Each configuration runs in its own process under an address-space cap "
+            f"of {tr['cap_gb']:.0f} GiB.",
+            "",
+            "| batch | system | step time (s) | peak memory, steady (MiB) | peak memory, first step (MiB) | timed steps |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
+        ratios = []
+        for batch in settings.train_batches:
+            row = {}
+            for system in ("ours", "sentence-transformers"):
+                r = tr.get(f"{system}/{batch}", {})
+                row[system] = r
+                if "error" in r:
+                    lines.append(f"| {batch} | {system} | failed: {r['error'][:200]} | | | |")
+                else:
+                    lines.append(
+                        f"| {batch} | {system} | {r['seconds']:.2f} | {r['peak_rss_delta_mb']:.0f} | "
+                        f"{r['first_step_peak_rss_delta_mb']:.0f} | {len(r['times'])} |"
+                    )
+            a, b = row["ours"], row["sentence-transformers"]
+            if "seconds" in a and "seconds" in b:
+                ratios.append(
+                    f"- batch {batch}: time ours/theirs = {a['seconds'] / b['seconds']:.3f} "
+                    f"({b['seconds'] / a['seconds']:.1f}x faster), peak memory ours/theirs = "
+                    f"{a['peak_rss_delta_mb'] / max(b['peak_rss_delta_mb'], 1e-9):.3f}"
+                )
+        lines += ["", *ratios, ""]
+    ce = results.get("ceiling")
+    if ce:
+        lines += [
+            f"## 3. Matmul ceiling for the head ({ce['rows']} tokens = 32 x {DOC_TOKENS}, "
+            f"vocab {ce['vocab']}, hidden {ce['hidden']}: 2*T*V*H = {ce['gflop']:.1f} GFLOP)",
+            "",
+            "| | fp32 | bf16 |",
+            "|---|---:|---:|",
+            f"| GEMM throughput (GFLOP/s) | {ce['gemm_fp32_gflops']:.0f} | {ce['gemm_bf16_gflops']:.0f} |",
+            f"| GEMM time for the head's FLOPs (ms) | {ce['gemm_fp32_s'] * 1e3:.0f} | {ce['gemm_bf16_s'] * 1e3:.0f} |",
+        ]
+        for impl in ("fused", "reference"):
+            for kind, label in (("fwd", "forward, no grad"), ("fwdbwd", "forward + backward")):
+                f32, b16 = ce[f"head_{impl}_fp32_{kind}_s"], ce[f"head_{impl}_bf16_{kind}_s"]
+                lines.append(f"| head {impl}, {label} (ms) | {f32 * 1e3:.0f} | {b16 * 1e3:.0f} |")
+        lines += [
+            "",
+            f"- Fused forward reaches {ce['gemm_fp32_s'] / ce['head_fused_fp32_fwd_s']:.0%} (fp32) and "
+            f"{ce['gemm_bf16_s'] / ce['head_fused_bf16_fwd_s']:.0%} (bf16) of the bare GEMM speed; "
+            f"fused / reference: forward {ce['head_fused_fp32_fwd_s'] / ce['head_reference_fp32_fwd_s']:.3f}, "
+            f"forward+backward {ce['head_fused_fp32_fwdbwd_s'] / ce['head_reference_fp32_fwdbwd_s']:.3f} (fp32).",
+            f"- Live (positive) entries on these SciFact documents: {ce['live_fraction']:.2%} of batch x vocab. "
+            f"The Cauchy-Schwarz bound max_t ||h_t||*||w_v|| + b_v <= 0 proves only "
+            f"{ce['cs_bound_skippable_fraction']:.2%} of the product dead, so exact vocabulary skipping "
+            "with that bound is not worth its bookkeeping on this model.",
+            "",
+        ]
+    t10 = results.get("top10")
+    if t10:
+        lines += [
+            f"## 4. Retrieval agreement, fused vs reference encoder (fp32)",
+            "",
+            f"SciFact test: {t10['n_queries']} queries against a {t10['n_docs']}-document subset "
+            f"(all {t10['n_judged_docs']} judged documents, then the first unjudged ones in corpus order).",
+            "",
+            f"- identical top-10 lists (same documents, same order): {t10['identical_top10_lists']} / {t10['n_queries']}",
+            f"- identical top-10 sets: {t10['identical_top10_sets']} / {t10['n_queries']}",
+            f"- max |score difference| in the top 10: {t10['max_abs_score_diff']:.2e}; max |weight difference|: "
+            f"documents {t10['max_abs_doc_weight_diff']:.2e}, queries {t10['max_abs_query_weight_diff']:.2e}",
+            f"- encoding time of the subset + queries: fused {t10['encode_seconds_fused']:.1f}s, "
+            f"reference {t10['encode_seconds_reference']:.1f}s",
+            "",
+        ]
+    text = "\n".join(lines)
+    if path is not None:
+        path.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke run")
+    parser.add_argument(
+        "--sections", default="encoding,training,ceiling,top10", help="comma-separated subset"
+    )
+    parser.add_argument("--cap-gb", type=float, default=None, help="address-space cap per training process")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="report path (default bench/RESULTS.md; --quick: print only)",
+    )
+    parser.add_argument(
+        "--train-worker", nargs=4, metavar=("SYSTEM", "BATCH", "REPEATS", "CAP_BYTES"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+
+    if args.train_worker:
+        system, batch, repeats, cap = args.train_worker
+        resource.setrlimit(resource.RLIMIT_AS, (int(cap), int(cap)))
+        print(json.dumps(train_worker(system, int(batch), int(repeats))))
+        return 0
+
+    if args.quick:
+        settings = Settings(True, 96, 1, [32], {32: 1}, 2, 400)
+    else:
+        settings = Settings(False, 512, 3, [32, 128], {32: 3, 128: 2}, 5, 1000)
+    sections = set(args.sections.split(","))
+    results: dict = {}
+    print(
+        f"machine: {os.cpu_count()} cores, {cpu_name()}; torch threads {torch.get_num_threads()}", flush=True
+    )
+    if "encoding" in sections:
+        print("1. corpus encoding", flush=True)
+        results["encoding"] = bench_encoding(settings.enc_docs, settings.enc_repeats)
+    if "training" in sections:
+        print("2. training step", flush=True)
+        results["training"] = bench_training(settings.train_batches, settings.train_repeats, args.cap_gb)
+    if "ceiling" in sections:
+        print("3. matmul ceiling and head", flush=True)
+        results["ceiling"] = bench_ceiling(settings.ceiling_repeats)
+    if "top10" in sections:
+        print("4. top-10 agreement", flush=True)
+        results["top10"] = bench_top10(settings.top10_docs)
+    output = args.output or (None if args.quick else Path(__file__).with_name("RESULTS.md"))
+    if output is not None:
+        output.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+    print(write_report(output, settings, results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
