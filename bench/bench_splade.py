@@ -8,15 +8,15 @@ Same weights (``splade-tiny``), same SciFact texts, same batch shapes, one run o
 2. one training step (forward, loss, backward, AdamW) at 256 document tokens, batch 32 and
    128: time and peak resident memory of ours (InfoNCE + FLOPS) vs sentence-transformers
    ``SpladeLoss(SparseMultipleNegativesRankingLoss)``; each configuration runs in its own
-   process under an address-space cap, so a configuration that does not fit fails cleanly
-   instead of waking the OOM killer on a shared machine;
+   processes under an address-space cap, so one that does not fit fails cleanly instead of
+   waking the OOM killer on a shared machine;
 3. the matmul ceiling: fp32 and bf16 GEMM throughput for the head's 2 x tokens x vocab x
    hidden FLOPs, next to the head alone (fused vs reference, forward and forward+backward);
 4. retrieval agreement: top-10 documents of every SciFact test query, fused vs reference
    encoder, on a corpus subset (all judged documents plus the first others in file order).
 
-Run ``python bench/bench_splade.py`` (about 15 minutes on 2 cores) or ``--quick``; figures are
-printed and written to ``bench/RESULTS.md``. Times are medians over repeats.
+Run ``python bench/bench_splade.py`` (about 15 minutes on 2 cores; writes ``bench/RESULTS.md``
+and ``bench/RESULTS.json``) or ``--quick`` (a few minutes; prints only). Times are medians.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ MODEL = "splade-tiny"
 DOC_TOKENS = 256
 QUERY_TOKENS = 64
 ENCODE_BATCH = 32
+SYSTEMS = ("ours", "sentence-transformers")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,25 +63,23 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tupl
     return statistics.median(times), times
 
 
-def cpu_name() -> str:
+def _cpuinfo_field(name: str) -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(name):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return ""
+
+
+def cpu_name() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or "unknown"
 
 
 def cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags)
-    except OSError:
-        pass
-    return ""
+    flags = set(_cpuinfo_field("flags").split())
+    return ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags)
 
 
 def model_path() -> str:
@@ -108,13 +107,9 @@ def rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def reset_peak_rss() -> bool:
+def reset_peak_rss() -> None:
     """Reset VmHWM (Linux >= 4.0), so the next peak reading covers only what follows."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def peak_rss_bytes() -> int:
@@ -122,6 +117,13 @@ def peak_rss_bytes() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def mem_available_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 8 * 2**30
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +169,7 @@ def bench_encoding(n_docs: int, repeats: int) -> dict:
     st = st_encoder(model_path()).eval()
     plain = AutoModelForMaskedLM.from_pretrained(model_path()).eval()
 
+    # Ours goes through the package's own entry point; the others get the very same batches.
     systems: dict[str, Callable[[], object]] = {
         "ours (fused, fp32)": lambda: encode_texts(
             ours, ids, texts, "document", ENCODE_BATCH, progress=False
@@ -181,29 +184,34 @@ def bench_encoding(n_docs: int, repeats: int) -> dict:
             plain, ours.tokenizer, texts, batches
         ),
     }
-    results = {}
+    results: dict = {}
     for name, fn in systems.items():
-        med, times = median_time(fn, repeats, warmup=0 if repeats > 1 else 0)
+        med, times = median_time(fn, repeats, warmup=0)
         results[name] = {"seconds": med, "docs_per_s": n_docs / med, "times": times}
-        print(f"  {name}: {n_docs / med:.1f} docs/s (median {med:.2f}s of {times})", flush=True)
+        print(
+            f"  {name}: {n_docs / med:.1f} docs/s (median {med:.2f}s of {[round(t, 2) for t in times]})",
+            flush=True,
+        )
 
     # Same weights, same answer: compare the first batch across the three fp32 systems.
     first = [texts[i] for i in batches[0]]
     ours_first = encode_texts(ours, ids[: len(first)], first, "document", ENCODE_BATCH, progress=False).matrix
     st_first = st.encode_document(first, batch_size=ENCODE_BATCH, convert_to_sparse_tensor=False).numpy()
     plain_first = plain_mlm_encode(plain, ours.tokenizer, first, [list(range(len(first)))])[0].numpy()
-    results["max_abs_diff_vs_st"] = float(np.abs(ours_first.toarray() - st_first).max())
-    results["max_abs_diff_vs_plain"] = float(np.abs(ours_first.toarray() - plain_first).max())
-    results["n_docs"] = n_docs
-    results["n_batches"] = len(batches)
-    results["mean_tokens"] = float(
-        np.mean([len(x) for x in ours.tokenizer(texts, truncation=True, max_length=DOC_TOKENS)["input_ids"]])
-    )
+    lengths = [len(x) for x in ours.tokenizer(texts, truncation=True, max_length=DOC_TOKENS)["input_ids"]]
+    results["check"] = {
+        "max_abs_diff_vs_st": float(np.abs(ours_first.toarray() - st_first).max()),
+        "max_abs_diff_vs_plain": float(np.abs(ours_first.toarray() - plain_first).max()),
+        "n_docs": n_docs,
+        "n_batches": len(batches),
+        "mean_tokens": float(np.mean(lengths)),
+        "repeats": repeats,
+    }
     return results
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. training step (one process per configuration)
+# 2. training step (separate processes per configuration)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -228,8 +236,14 @@ def training_features(tokenizer, batch: int) -> tuple[dict[str, torch.Tensor], d
     return dict(q), dict(d)
 
 
-def train_worker(system: str, batch: int, repeats: int) -> dict:
-    """One configuration, measured in this (fresh) process."""
+def train_worker(system: str, batch: int, repeats: int, mode: str) -> dict:
+    """One configuration, measured in this (fresh) process.
+
+    ``mode="time"``: one warm-up step, then ``repeats`` timed steps. ``mode="memory"``: one
+    warm-up step, then the rise of the peak resident set over one more step; the parent runs
+    this mode with glibc told to mmap every block >= 64 KiB and to trim freed heap at once,
+    so resident memory follows live tensors instead of what the allocator keeps cached.
+    """
     torch.manual_seed(0)
     if system == "ours":
         from sparse_tune.config import LossConfig
@@ -242,7 +256,6 @@ def train_worker(system: str, batch: int, repeats: int) -> dict:
             LossConfig(loss="infonce", flops_doc_weight=3e-5, flops_query_weight=5e-5), inference_free=False
         )
         q_feats, d_feats = training_features(model.tokenizer, batch)
-        params = [p for p in model.parameters() if p.requires_grad]
 
         def compute_loss() -> torch.Tensor:
             q, d = model(query=q_feats, docs=d_feats)
@@ -259,17 +272,15 @@ def train_worker(system: str, batch: int, repeats: int) -> dict:
             query_regularizer_weight=5e-5,
         )
         q_feats, d_feats = training_features(model.tokenizer, batch)
-        params = [p for p in model.parameters() if p.requires_grad]
 
         def compute_loss() -> torch.Tensor:
-            terms = loss_fn(
-                [dict(q_feats), dict(d_feats)], labels=None
-            )  # named terms, as the ST trainer sums them
+            terms = loss_fn([dict(q_feats), dict(d_feats)], labels=None)  # named terms; its trainer sums them
             return sum(terms.values()) if isinstance(terms, dict) else terms
 
     else:
-        raise ValueError(system)
+        raise ValueError(f"unknown system {system!r}; expected one of {SYSTEMS}")
 
+    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=2e-5)
 
     def step() -> None:
@@ -280,51 +291,46 @@ def train_worker(system: str, batch: int, repeats: int) -> dict:
     base = rss_bytes()
     reset_peak_rss()
     step()  # warm-up: AdamW allocates its state, lazily loaded kernels and thread pools start
-    first_peak = peak_rss_bytes() - base
-    base = rss_bytes()
-    reset_peak_rss()
-    med, times = median_time(step, repeats, warmup=0)
-    peak = peak_rss_bytes() - base  # steady state: what one more step costs on top of a warm process
-    return {
-        "seconds": med,
-        "times": times,
-        "peak_rss_delta_mb": peak / 2**20,
-        "first_step_peak_rss_delta_mb": first_peak / 2**20,
-        "n_params": sum(p.numel() for p in params),
-    }
+    out: dict = {"first_step_peak_rss_delta_mb": (peak_rss_bytes() - base) / 2**20}
+    if mode == "memory":
+        base = rss_bytes()
+        reset_peak_rss()
+        step()
+        out["peak_rss_delta_mb"] = (peak_rss_bytes() - base) / 2**20
+    else:
+        out["seconds"], out["times"] = median_time(step, repeats, warmup=0)
+    out["n_params"] = sum(p.numel() for p in params)
+    return out
 
 
-def mem_available_bytes() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 8 * 2**30
+def run_train_worker(system: str, batch: int, repeats: int, cap: int, mode: str) -> dict:
+    cmd = [sys.executable, __file__, "--train-worker", system, str(batch), str(repeats), str(cap), mode]
+    env = dict(os.environ)
+    if mode == "memory":
+        env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    tail = [x for x in (proc.stderr or proc.stdout).strip().splitlines() if x.strip()][-2:]
+    return {"error": f"{mode} run, exit {proc.returncode}: " + " | ".join(tail)}
 
 
 def bench_training(batches: list[int], repeats: dict[int, int], cap_gb: float | None) -> dict:
-    available = mem_available_bytes()
     # Never more than the machine can give right now: the cap must trip before the OOM killer does.
+    available = mem_available_bytes()
     cap = int(cap_gb * 2**30) if cap_gb else int(min(18 * 2**30, available - 3 * 2**30))
     results: dict = {"cap_gb": cap / 2**30}
     for batch in batches:
-        for system in ("ours", "sentence-transformers"):
-            cmd = [
-                sys.executable,
-                __file__,
-                "--train-worker",
-                system,
-                str(batch),
-                str(repeats[batch]),
-                str(cap),
-            ]
+        for system in SYSTEMS:
             print(f"  training step: {system}, batch {batch} ...", flush=True)
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-            if proc.returncode == 0 and lines:
-                res = json.loads(lines[-1])
-            else:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-                res = {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+            res = run_train_worker(system, batch, repeats[batch], cap, "time")
+            if "error" not in res:
+                mem = run_train_worker(system, batch, repeats[batch], cap, "memory")
+                if "error" in mem:
+                    res["memory_error"] = mem["error"]
+                else:
+                    res["peak_rss_delta_mb"] = mem["peak_rss_delta_mb"]
             results[f"{system}/{batch}"] = res
             print(f"    {res}", flush=True)
     return results
@@ -336,7 +342,7 @@ def bench_training(batches: list[int], repeats: dict[int, int], cap_gb: float | 
 
 
 def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> dict:
-    from transformers import AutoModelForMaskedLM
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from sparse_tune.models.splade_pool import splade_pool
 
@@ -347,26 +353,24 @@ def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> di
     vocab, hidden_dim = weight.shape
     rows = batch * tokens
     flops = 2.0 * rows * vocab * hidden_dim
-    gen = torch.Generator().manual_seed(0)
+
     # Real MLM-transform outputs of SciFact documents, so the live fraction is realistic.
     corpus, _, _ = load_scifact()
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(model_path())
     feats = tok(
         corpus.texts[:batch], padding="max_length", truncation=True, max_length=tokens, return_tensors="pt"
     )
     with torch.no_grad():
         hidden = mlm.cls.predictions.transform(mlm.bert(**feats).last_hidden_state)  # (batch, tokens, hidden)
-    mask = torch.ones(batch, tokens, dtype=torch.long)  # full rows: the ceiling counts every token
+    mask = torch.ones(batch, tokens, dtype=torch.long)  # every token counts, as in the FLOP figure
 
-    out: dict = {"rows": rows, "vocab": vocab, "hidden": hidden_dim, "gflop": flops / 1e9}
+    out: dict = {"rows": rows, "vocab": vocab, "hidden": hidden_dim, "gflop": flops / 1e9, "repeats": repeats}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a = torch.randn(rows, hidden_dim, generator=gen).to(dtype)
+        a = hidden.reshape(rows, hidden_dim).to(dtype)
         w = weight.to(dtype)
 
         def gemm(a: torch.Tensor = a, w: torch.Tensor = w) -> None:
-            for s in range(0, vocab, 2048):  # 2048-column blocks: the full output would be 1 GiB
+            for s in range(0, vocab, 2048):  # 2048-column blocks: the whole output would be 1 GiB
                 torch.mm(a, w[s : s + 2048].t())
 
         med, _ = median_time(gemm, repeats)
@@ -380,6 +384,7 @@ def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> di
     w_p = weight.clone().requires_grad_()
     b_p = bias.clone().requires_grad_()
     for impl in ("fused", "reference"):
+        n = repeats if impl == "fused" else max(1, min(repeats, 3))  # the reference takes seconds
         for name, bf16 in (("fp32", False), ("bf16", True)):
 
             def fwd(impl: str = impl, bf16: bool = bf16) -> None:
@@ -391,7 +396,6 @@ def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> di
                     pooled = splade_pool(h, w_p, b_p, mask, "log1p_relu", impl=impl)
                 pooled.float().sum().backward()
 
-            n = repeats if impl == "fused" else max(1, min(repeats, 3))
             f_med, _ = median_time(fwd, n)
             fb_med, _ = median_time(fwd_bwd, n)
             out[f"head_{impl}_{name}_fwd_s"] = f_med
@@ -400,7 +404,7 @@ def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> di
                 f"  head {impl} {name}: forward {f_med * 1e3:.0f} ms, forward+backward {fb_med * 1e3:.0f} ms"
             )
 
-    # Stretch check: how much of the product would the Cauchy-Schwarz bound
+    # Stretch check: how much of the product does the Cauchy-Schwarz bound
     # max_t ||h_t|| * ||w_v|| + b_v <= 0 prove dead (and so let us skip exactly)?
     h_norm = hidden.norm(dim=-1).amax(dim=1)  # (batch,)
     bound = h_norm[:, None] * weight.norm(dim=1)[None, :] + bias[None, :]  # (batch, vocab)
@@ -443,17 +447,16 @@ def bench_top10(n_docs: int) -> dict:
         d = encode_texts(model, doc_ids, doc_texts, "document", ENCODE_BATCH, progress=False).matrix
         q = encode_texts(model, qids, q_texts, "query", ENCODE_BATCH, progress=False).matrix
         matrices[impl] = (q, d, time.perf_counter() - start)
+        print(f"  encoded with {impl} in {matrices[impl][2]:.1f}s", flush=True)
     (qf, df, tf), (qr, dr, tr) = matrices["fused"], matrices["reference"]
     of, sf = top10(qf, df)
     orf, sr = top10(qr, dr)
-    same_lists = int((of == orf).all(axis=1).sum())
-    same_sets = int(sum(set(a) == set(b) for a, b in zip(of, orf, strict=True)))
     return {
         "n_queries": len(qids),
         "n_docs": len(doc_ids),
         "n_judged_docs": len(judged),
-        "identical_top10_lists": same_lists,
-        "identical_top10_sets": same_sets,
+        "identical_top10_lists": int((of == orf).all(axis=1).sum()),
+        "identical_top10_sets": int(sum(set(a) == set(b) for a, b in zip(of, orf, strict=True))),
         "max_abs_score_diff": float(np.abs(sf - sr).max()),
         "max_abs_doc_weight_diff": float(abs(df - dr).max()),
         "max_abs_query_weight_diff": float(abs(qf - qr).max()),
@@ -478,6 +481,133 @@ class Settings:
     top10_docs: int
 
 
+QUICK = Settings(True, 96, 1, [32], {32: 1}, 2, 400)
+FULL = Settings(False, 512, 3, [32, 128], {32: 3, 128: 2}, 5, 1000)
+
+
+def _encoding_section(enc: dict) -> list[str]:
+    check = enc["check"]
+    ours = enc["ours (fused, fp32)"]["docs_per_s"]
+    ours_bf16 = enc["ours (fused, bf16 autocast)"]["docs_per_s"]
+    lines = [
+        f"## 1. Corpus encoding ({check['n_docs']} SciFact documents in {check['n_batches']} length-sorted "
+        f"batches of {ENCODE_BATCH}, <= {DOC_TOKENS} tokens, mean {check['mean_tokens']:.0f} tokens; "
+        f"median of {check['repeats']})",
+        "",
+        "Each system's time includes tokenisation and its own output format (ours: scipy CSR; "
+        "sentence-transformers: torch sparse COO; plain: dense tensor).",
+        "",
+        "| system | docs / s | ours fp32 speed-up | ours bf16 speed-up |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, r in enc.items():
+        if name != "check":
+            lines.append(
+                f"| {name} | {r['docs_per_s']:.1f} | {ours / r['docs_per_s']:.2f}x | {ours_bf16 / r['docs_per_s']:.2f}x |"
+            )
+    lines += [
+        "",
+        f"Same weights, same output (fp32, first batch): max |ours - sentence-transformers| = "
+        f"{check['max_abs_diff_vs_st']:.2e}, max |ours - plain| = {check['max_abs_diff_vs_plain']:.2e}.",
+        "",
+    ]
+    return lines
+
+
+def _training_section(tr: dict, settings: Settings) -> list[str]:
+    lines = [
+        f"## 2. Training step: B queries (<= {QUERY_TOKENS} tokens) + B documents padded to {DOC_TOKENS} "
+        "tokens, in-batch negatives, FLOPS regularisers on both sides, AdamW step",
+        "",
+        "Ours: `load_model('splade-tiny')` (fused head) + InfoNCE + FLOPS. sentence-transformers: "
+        "`SparseEncoder([MLMTransformer, SpladePooling('max')])` + `SpladeLoss(SparseMultipleNegativesRankingLoss)`. "
+        "Peak memory is the rise of the process's peak resident set (VmHWM, reset before measuring) over "
+        "its resident size just before one step of a warm process, measured in a separate process where "
+        "glibc mmaps every block >= 64 KiB and trims freed heap at once, so resident memory follows live "
+        "tensors rather than allocator caches. 'first step' is the same rise over the warm-up step of the "
+        "timing process (it also allocates AdamW state and starts lazily loaded kernels). Every "
+        f"configuration runs in its own processes under a {tr['cap_gb']:.0f} GiB address-space cap.",
+        "",
+        "| batch | system | step time (s) | timed steps | peak memory (MiB) | first step (MiB) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    ratios = []
+    for batch in settings.train_batches:
+        row = {s: tr.get(f"{s}/{batch}", {}) for s in SYSTEMS}
+        for system, r in row.items():
+            if "error" in r:
+                lines.append(f"| {batch} | {system} | failed: {r['error'][:240]} | | | |")
+                continue
+            peak = f"{r['peak_rss_delta_mb']:.0f}" if "peak_rss_delta_mb" in r else "n/a"
+            lines.append(
+                f"| {batch} | {system} | {r['seconds']:.2f} | {len(r['times'])} | {peak} | "
+                f"{r['first_step_peak_rss_delta_mb']:.0f} |"
+            )
+        a, b = row["ours"], row["sentence-transformers"]
+        if "seconds" in a and "seconds" in b:
+            text = (
+                f"- batch {batch}: step time ours / theirs = {a['seconds'] / b['seconds']:.3f} "
+                f"({b['seconds'] / a['seconds']:.1f}x faster)"
+            )
+            if "peak_rss_delta_mb" in a and "peak_rss_delta_mb" in b:
+                text += f"; peak memory ours / theirs = {a['peak_rss_delta_mb'] / b['peak_rss_delta_mb']:.3f}"
+            ratios.append(text)
+    return [*lines, "", *ratios, ""]
+
+
+def _ceiling_section(ce: dict) -> list[str]:
+    lines = [
+        f"## 3. Matmul ceiling for the head: {ce['rows']} tokens (32 x {DOC_TOKENS}) x vocab {ce['vocab']} "
+        f"x hidden {ce['hidden']}, 2*T*V*H = {ce['gflop']:.1f} GFLOP (median of {ce['repeats']})",
+        "",
+        "GEMM: `torch.mm` over 2048-column blocks of the decoder, nothing else. Head: `splade_pool` alone "
+        "on real splade-tiny MLM-transform outputs of 32 SciFact documents, every token unmasked.",
+        "",
+        "| | fp32 | bf16 |",
+        "|---|---:|---:|",
+        f"| GEMM throughput (GFLOP/s) | {ce['gemm_fp32_gflops']:.0f} | {ce['gemm_bf16_gflops']:.0f} |",
+        f"| GEMM time for the head's FLOPs (ms) | {ce['gemm_fp32_s'] * 1e3:.0f} | {ce['gemm_bf16_s'] * 1e3:.0f} |",
+    ]
+    for impl in ("fused", "reference"):
+        for kind, label in (("fwd", "forward, no grad"), ("fwdbwd", "forward + backward")):
+            f32, b16 = ce[f"head_{impl}_fp32_{kind}_s"], ce[f"head_{impl}_bf16_{kind}_s"]
+            lines.append(f"| head {impl}, {label} (ms) | {f32 * 1e3:.0f} | {b16 * 1e3:.0f} |")
+    lines += [
+        "",
+        f"- The fused forward runs at {ce['gemm_fp32_s'] / ce['head_fused_fp32_fwd_s']:.0%} (fp32) and "
+        f"{ce['gemm_bf16_s'] / ce['head_fused_bf16_fwd_s']:.0%} (bf16) of the bare GEMM's speed.",
+        f"- fused / reference time (fp32): forward {ce['head_fused_fp32_fwd_s'] / ce['head_reference_fp32_fwd_s']:.3f}, "
+        f"forward+backward {ce['head_fused_fp32_fwdbwd_s'] / ce['head_reference_fp32_fwdbwd_s']:.3f}; "
+        f"(bf16): forward {ce['head_fused_bf16_fwd_s'] / ce['head_reference_bf16_fwd_s']:.3f}, "
+        f"forward+backward {ce['head_fused_bf16_fwdbwd_s'] / ce['head_reference_bf16_fwdbwd_s']:.3f}.",
+        f"- Live (positive) entries on these documents: {ce['live_fraction']:.2%} of batch x vocab. The "
+        f"Cauchy-Schwarz bound max_t ||h_t|| * ||w_v|| + b_v <= 0 proves only "
+        f"{ce['cs_bound_skippable_fraction']:.2%} of the product dead, so exact vocabulary skipping with "
+        "that bound would remove nothing on this model; it was not implemented.",
+        "",
+    ]
+    return lines
+
+
+def _top10_section(t10: dict) -> list[str]:
+    n = t10["n_queries"]
+    return [
+        "## 4. Retrieval agreement, fused vs reference encoder (fp32)",
+        "",
+        f"SciFact test: {n} queries against a {t10['n_docs']}-document subset (all {t10['n_judged_docs']} "
+        "judged documents, then the first unjudged ones in corpus order), exact sparse dot products, "
+        "ties broken by corpus position.",
+        "",
+        f"- identical top-10 lists (same documents, same order): {t10['identical_top10_lists']} / {n}",
+        f"- identical top-10 sets: {t10['identical_top10_sets']} / {n}",
+        f"- max |score difference| within the top 10: {t10['max_abs_score_diff']:.2e}; max |weight "
+        f"difference|: documents {t10['max_abs_doc_weight_diff']:.2e}, queries {t10['max_abs_query_weight_diff']:.2e}",
+        f"- encoding time (subset + queries): fused {t10['encode_seconds_fused']:.1f}s, "
+        f"reference {t10['encode_seconds_reference']:.1f}s",
+        "",
+    ]
+
+
 def write_report(path: Path | None, settings: Settings, results: dict) -> str:
     lines = [
         "# SPLADE head benchmark",
@@ -485,114 +615,21 @@ def write_report(path: Path | None, settings: Settings, results: dict) -> str:
         f"Generated by `python bench/bench_splade.py{' --quick' if settings.quick else ''}` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
-        f"- Machine: {os.cpu_count()}-core CPU, `{cpu_name()}` ({cpu_flags()}); "
-        f"{mem_available_bytes() / 2**30:.0f} GiB available at the end; shared with other jobs, so "
-        "absolute times are noisy (ratios from one run are the figures to read).",
+        f"- Machine: {os.cpu_count()}-core CPU, `{cpu_name()}` ({cpu_flags()}), "
+        f"{mem_available_bytes() / 2**30:.0f} GiB available at the end of the run. The cores are shared "
+        "with other jobs, so absolute times are noisy; the ratios within one run are the figures to read.",
         f"- torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}; "
         f"model `{MODEL}` (BERT, 2 layers, hidden 128, vocab 30,522); data SciFact (BEIR).",
-        "- All times are medians over repeats; ratios are ours / theirs for time and memory "
-        "(< 1 is better for us) and ours / theirs for throughput (> 1 is better for us).",
         "",
     ]
-    enc = results.get("encoding")
-    if enc:
-        ours = enc["ours (fused, fp32)"]["docs_per_s"]
-        lines += [
-            f"## 1. Corpus encoding ({enc['n_docs']} SciFact documents, batch {ENCODE_BATCH}, "
-            f"<= {DOC_TOKENS} tokens, mean {enc['mean_tokens']:.0f} tokens, length-sorted batches, "
-            f"{settings.enc_repeats} repeats)",
-            "",
-            "| system | docs / s | ours fp32 / this |",
-            "|---|---:|---:|",
-        ]
-        for name, r in enc.items():
-            if isinstance(r, dict) and "docs_per_s" in r:
-                lines.append(f"| {name} | {r['docs_per_s']:.1f} | {ours / r['docs_per_s']:.2f}x |")
-        lines += [
-            "",
-            f"Same weights, same output: max |ours - sentence-transformers| = {enc['max_abs_diff_vs_st']:.2e}, "
-            f"max |ours - plain| = {enc['max_abs_diff_vs_plain']:.2e} on the first batch.",
-            "",
-        ]
-    tr = results.get("training")
-    if tr:
-        lines += [
-            f"## 2. Training step (batch B queries <= {QUERY_TOKENS} tokens + B documents padded to "
-            f"{DOC_TOKENS} tokens, in-batch negatives, FLOPS regularisers, AdamW step)",
-            "",
-            "Peak memory is the rise of the process's peak resident set (VmHWM, reset before measuring) "
-            "over its resident size just before: 'steady' over the timed steps of a warm process, "
-            "'first step' over the warm-up step (which also allocates AdamW state and starts lazily "
-            "loaded kernels). Each configuration runs in its own process under an address-space cap "
-            f"of {tr['cap_gb']:.0f} GiB.",
-            "",
-            "| batch | system | step time (s) | peak memory, steady (MiB) | peak memory, first step (MiB) | timed steps |",
-            "|---:|---|---:|---:|---:|---:|",
-        ]
-        ratios = []
-        for batch in settings.train_batches:
-            row = {}
-            for system in ("ours", "sentence-transformers"):
-                r = tr.get(f"{system}/{batch}", {})
-                row[system] = r
-                if "error" in r:
-                    lines.append(f"| {batch} | {system} | failed: {r['error'][:200]} | | | |")
-                else:
-                    lines.append(
-                        f"| {batch} | {system} | {r['seconds']:.2f} | {r['peak_rss_delta_mb']:.0f} | "
-                        f"{r['first_step_peak_rss_delta_mb']:.0f} | {len(r['times'])} |"
-                    )
-            a, b = row["ours"], row["sentence-transformers"]
-            if "seconds" in a and "seconds" in b:
-                ratios.append(
-                    f"- batch {batch}: time ours/theirs = {a['seconds'] / b['seconds']:.3f} "
-                    f"({b['seconds'] / a['seconds']:.1f}x faster), peak memory ours/theirs = "
-                    f"{a['peak_rss_delta_mb'] / max(b['peak_rss_delta_mb'], 1e-9):.3f}"
-                )
-        lines += ["", *ratios, ""]
-    ce = results.get("ceiling")
-    if ce:
-        lines += [
-            f"## 3. Matmul ceiling for the head ({ce['rows']} tokens = 32 x {DOC_TOKENS}, "
-            f"vocab {ce['vocab']}, hidden {ce['hidden']}: 2*T*V*H = {ce['gflop']:.1f} GFLOP)",
-            "",
-            "| | fp32 | bf16 |",
-            "|---|---:|---:|",
-            f"| GEMM throughput (GFLOP/s) | {ce['gemm_fp32_gflops']:.0f} | {ce['gemm_bf16_gflops']:.0f} |",
-            f"| GEMM time for the head's FLOPs (ms) | {ce['gemm_fp32_s'] * 1e3:.0f} | {ce['gemm_bf16_s'] * 1e3:.0f} |",
-        ]
-        for impl in ("fused", "reference"):
-            for kind, label in (("fwd", "forward, no grad"), ("fwdbwd", "forward + backward")):
-                f32, b16 = ce[f"head_{impl}_fp32_{kind}_s"], ce[f"head_{impl}_bf16_{kind}_s"]
-                lines.append(f"| head {impl}, {label} (ms) | {f32 * 1e3:.0f} | {b16 * 1e3:.0f} |")
-        lines += [
-            "",
-            f"- Fused forward reaches {ce['gemm_fp32_s'] / ce['head_fused_fp32_fwd_s']:.0%} (fp32) and "
-            f"{ce['gemm_bf16_s'] / ce['head_fused_bf16_fwd_s']:.0%} (bf16) of the bare GEMM speed; "
-            f"fused / reference: forward {ce['head_fused_fp32_fwd_s'] / ce['head_reference_fp32_fwd_s']:.3f}, "
-            f"forward+backward {ce['head_fused_fp32_fwdbwd_s'] / ce['head_reference_fp32_fwdbwd_s']:.3f} (fp32).",
-            f"- Live (positive) entries on these SciFact documents: {ce['live_fraction']:.2%} of batch x vocab. "
-            f"The Cauchy-Schwarz bound max_t ||h_t||*||w_v|| + b_v <= 0 proves only "
-            f"{ce['cs_bound_skippable_fraction']:.2%} of the product dead, so exact vocabulary skipping "
-            "with that bound is not worth its bookkeeping on this model.",
-            "",
-        ]
-    t10 = results.get("top10")
-    if t10:
-        lines += [
-            f"## 4. Retrieval agreement, fused vs reference encoder (fp32)",
-            "",
-            f"SciFact test: {t10['n_queries']} queries against a {t10['n_docs']}-document subset "
-            f"(all {t10['n_judged_docs']} judged documents, then the first unjudged ones in corpus order).",
-            "",
-            f"- identical top-10 lists (same documents, same order): {t10['identical_top10_lists']} / {t10['n_queries']}",
-            f"- identical top-10 sets: {t10['identical_top10_sets']} / {t10['n_queries']}",
-            f"- max |score difference| in the top 10: {t10['max_abs_score_diff']:.2e}; max |weight difference|: "
-            f"documents {t10['max_abs_doc_weight_diff']:.2e}, queries {t10['max_abs_query_weight_diff']:.2e}",
-            f"- encoding time of the subset + queries: fused {t10['encode_seconds_fused']:.1f}s, "
-            f"reference {t10['encode_seconds_reference']:.1f}s",
-            "",
-        ]
+    if "encoding" in results:
+        lines += _encoding_section(results["encoding"])
+    if "training" in results:
+        lines += _training_section(results["training"], settings)
+    if "ceiling" in results:
+        lines += _ceiling_section(results["ceiling"])
+    if "top10" in results:
+        lines += _top10_section(results["top10"])
     text = "\n".join(lines)
     if path is not None:
         path.write_text(text)
@@ -603,7 +640,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, one repeat; prints, writes nothing"
+    )
     parser.add_argument(
         "--sections", default="encoding,training,ceiling,top10", help="comma-separated subset"
     )
@@ -615,20 +654,20 @@ def main(argv: list[str] | None = None) -> int:
         help="report path (default bench/RESULTS.md; --quick: print only)",
     )
     parser.add_argument(
-        "--train-worker", nargs=4, metavar=("SYSTEM", "BATCH", "REPEATS", "CAP_BYTES"), help=argparse.SUPPRESS
+        "--train-worker",
+        nargs=5,
+        metavar=("SYSTEM", "BATCH", "REPEATS", "CAP_BYTES", "MODE"),
+        help=argparse.SUPPRESS,
     )
     args = parser.parse_args(argv)
 
     if args.train_worker:
-        system, batch, repeats, cap = args.train_worker
+        system, batch, repeats, cap, mode = args.train_worker
         resource.setrlimit(resource.RLIMIT_AS, (int(cap), int(cap)))
-        print(json.dumps(train_worker(system, int(batch), int(repeats))))
+        print(json.dumps(train_worker(system, int(batch), int(repeats), mode)))
         return 0
 
-    if args.quick:
-        settings = Settings(True, 96, 1, [32], {32: 1}, 2, 400)
-    else:
-        settings = Settings(False, 512, 3, [32, 128], {32: 3, 128: 2}, 5, 1000)
+    settings = QUICK if args.quick else FULL
     sections = set(args.sections.split(","))
     results: dict = {}
     print(

@@ -299,6 +299,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             # On CPU torchrun needs gloo; without it every rank would train alone as world size 1.
             targs.setdefault("ddp_backend", "gloo")
+            targs.setdefault("use_cpu", True)  # makes accelerate set up MULTI_CPU (DDP over gloo)
     lr = targs.get("learning_rate")
     if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0):
         raise ConfigError(f"learning_rate must be a number >= 0, got {lr!r}")

@@ -69,8 +69,9 @@ def test_inference_free_training_computes_idf_and_skips_query_flops(train_file, 
     assert len(idf) > 30000
     logs = [h for h in _log_history(out) if "loss" in h]
     assert "idf_flops_doc" in logs[0] and "flops_query" not in logs[0]
-    from sparse_tune.data.idf import compute_idf
     from transformers import AutoTokenizer
+
+    from sparse_tune.data.idf import compute_idf
 
     start = compute_idf([t for r in TRAIN for t in r["pos"] + r["neg"]],
                         AutoTokenizer.from_pretrained(resolve_model_path("splade-tiny")))
@@ -88,12 +89,18 @@ def test_dense_training_runs(train_file, tmp_path):
 def test_torchrun_two_processes_on_cpu(train_file, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={port}",
            str(ROOT / "scripts" / "train_ir.py"), str(ROOT / "configs" / "splade_scifact.yaml"),
            "--train_file", str(train_file), "--beir_dir", "", "--output_dir", str(out), "--max_steps", "2",
            "--per_device_train_batch_size", "1", "--docs_per_query", "2", "--logging_steps", "1",
            "--save_steps", "2", "--max_doc_length", "32"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2

@@ -11,7 +11,10 @@ import traceback
 VERBS = ("train", "evaluate", "encode", "idf", "mine", "score", "export")
 
 #: Errors that mean "your input is wrong": one line, exit code 2, traceback only with --debug.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError, RuntimeError)
+#: ConnectionError covers OpenSearchUnavailableError (server unreachable or credentials refused at start).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, FileNotFoundError, KeyError, RuntimeError, ConnectionError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # accepted anywhere on the line, not only before the verb
     argv = [a for a in argv if a != "--debug"]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        # opensearch-py logs every failed request with a full traceback; our retries already
+        # say what failed, and --debug brings the library's logging back.
+        logging.getLogger("opensearch").setLevel(logging.ERROR)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
@@ -48,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            print(f"sparse-tune {args.verb}: error: {exc}", file=sys.stderr)
+            message = " ".join(str(exc).split())  # one line, whatever the message held
+            print(f"sparse-tune {args.verb}: error: {message}", file=sys.stderr)
         return 2
 
 

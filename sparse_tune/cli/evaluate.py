@@ -19,7 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
     p.add_argument("--reindex", action="store_true", help="re-encode and re-ingest even if a matching index exists")
-    p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings under OUTPUT/encoded")
+    p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
+    p.add_argument("--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)")
+    p.add_argument("--head", choices=("splade", "inference_free", "dense"), default=None,
+                   help="override the head of every --model (e.g. a base MLM evaluated as inference_free)")
+    p.add_argument("--idf-path", default=None, help="idf.json for --head inference_free")
     p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     p.add_argument("--no-plot", action="store_true")
     add_opensearch_args(p)
@@ -68,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend, **backend_options(args))
     settings = EvalSettings(
         top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
-        reindex=args.reindex, cache_dir=None if args.no_cache else str(Path(args.output) / "encoded"),
+        reindex=args.reindex,
+        cache_dir=None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded")),
+        model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
     results = []

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--opensearch-url", default=None, help="OpenSearch URL (default: from the environment)"
     )
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify TLS certificates (https only; prints a warning)"
+    )
     parser.add_argument("--index", default=None, help="index name (default: derived from dataset and method)")
     parser.add_argument(
         "--reuse-index", action="store_true", help="reuse an existing complete index of that name"
@@ -96,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
         from sparse_tune.models.io import load_model
 
         model = load_model(args.model)
-    options = {"url": args.opensearch_url} if args.backend == "opensearch" and args.opensearch_url else {}
+    options: dict = {}
+    if args.backend == "opensearch":
+        if args.opensearch_url:
+            options["url"] = args.opensearch_url
+        if args.insecure:
+            options["verify_certs"] = False  # off only when asked; OpenSearchConfig warns
     backend = get_backend(args.backend, **options)
     index = args.index or default_index_name(args.dataset, args.method, args.model)
     examples = mine_hard_negatives(

@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--queries-per-batch must be >= 1, got {args.queries_per_batch}")
 
     # 1. Read and expand: one row per (query, positive), or per training group.
-    examples = read_training_jsonl(args.input, skip_bad_lines=args.skip_bad_lines)
+    bad_lines: list = []
+    examples = read_training_jsonl(args.input, skip_bad_lines=args.skip_bad_lines, skipped=bad_lines)
     units, skipped = _units(examples, args.docs_per_query)
     if skipped:
         logger.warning("%s: %d example(s) have no negatives and were skipped", args.input, skipped)
@@ -153,12 +154,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
-        for (query, docs), row_scores in zip(units, scores, strict=True):
-            f.write(
-                json.dumps({"query": query, "docs": docs, "scores": row_scores}, ensure_ascii=False) + "\n"
-            )
-    os.replace(tmp, out)
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            for (query, docs), row_scores in zip(units, scores, strict=True):
+                f.write(
+                    json.dumps({"query": query, "docs": docs, "scores": row_scores}, ensure_ascii=False) + "\n"
+                )
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     teachers = ", ".join(f"{t.type}:{t.model}:{t.weight:g}" for t in args.teacher)
     print(f"wrote {len(units)} scored rows from {len(examples)} examples to {out} (teachers: {teachers})")
+    if bad_lines:
+        print(f"skipped {len(bad_lines)} bad line(s) of {args.input}; first: {bad_lines[0]}")
     return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -149,15 +150,20 @@ def scan_training_jsonl(path: str | PathLike[str]) -> tuple[list[Example], list[
     return examples, errors
 
 
-def read_training_jsonl(path: str | PathLike[str], skip_bad_lines: bool = False) -> list[Example]:
+def read_training_jsonl(
+    path: str | PathLike[str], skip_bad_lines: bool = False, skipped: list[DataError] | None = None
+) -> list[Example]:
     """Load training JSONL as normalised ``{"query", "pos", "neg"}`` dicts.
 
     With ``skip_bad_lines=False`` the first bad line raises ``DataError`` (file, line,
     reason). With ``True`` bad lines are skipped and their count logged as a warning;
-    use :func:`scan_training_jsonl` to get the errors themselves. A file with no valid
-    example at all always raises.
+    pass a list as ``skipped`` to receive the errors of the skipped lines (so a caller
+    can report the count again at the end of a run). A file with no valid example at
+    all always raises.
     """
     examples, errors = scan_training_jsonl(path)
+    if skipped is not None and skip_bad_lines:
+        skipped.extend(errors)
     if errors and not skip_bad_lines:
         raise errors[0]
     if errors:
@@ -177,11 +183,19 @@ def write_training_jsonl(path: str | PathLike[str], examples: Iterable[Example])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with path.open("w", encoding="utf-8", newline="\n") as f:
-        for ex in examples:
-            row = {"query": ex["query"], "pos": list(ex["pos"]), "neg": list(ex.get("neg", []))}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
+    # Written to a temporary name and renamed: an interrupted run never leaves half a file
+    # under the final name for a later run to train on.
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            for ex in examples:
+                row = {"query": ex["query"], "pos": list(ex["pos"]), "neg": list(ex.get("neg", []))}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return n
 
 

@@ -114,12 +114,13 @@ def _check_weight(path: Path | str, token: str, weight: Any) -> float:
 
 
 def save_idf(path: str | PathLike[str], idf: dict[str, float]) -> None:
-    """Write ``{token: weight}`` as OpenSearch's ``idf.json`` (UTF-8, weights validated first)."""
+    """Write ``{token: weight}`` as OpenSearch's ``idf.json`` (UTF-8, weights validated first, atomically)."""
     path = Path(path)
     clean = {tok: _check_weight(path, tok, w) for tok, w in idf.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        json.dump(clean, f, ensure_ascii=False)
+    from sparse_tune.models.io import atomic_write_text  # temp file + rename: never half an idf.json
+
+    atomic_write_text(path, json.dumps(clean, ensure_ascii=False))
 
 
 def read_idf(path: str | PathLike[str]) -> dict[str, float]:

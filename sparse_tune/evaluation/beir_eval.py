@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ class EvalSettings:
     reindex: bool = False
     cache_dir: str | None = None
     progress: bool = True
+    model_overrides: dict = field(default_factory=dict)  # ModelConfig fields applied to every model
     search_batch: int = 1  # queries per backend call: 1 times each query on its own (true per-query latency)
 
 
@@ -45,22 +47,27 @@ def save_encoded(path: Path, enc: Encoded) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    payload = {"ids": np.array(enc.ids, dtype=object), "kind": np.array(enc.kind)}
+    # ids as one JSON string, not an object array: loading never needs pickle.
+    payload = {"ids": np.array(json.dumps([str(i) for i in enc.ids])), "kind": np.array(enc.kind)}
     if enc.kind == "sparse":
         m = enc.matrix
         payload.update(data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape))
         payload["vocab"] = np.array(json.dumps(enc.vocab))
     else:
         payload["dense"] = enc.matrix
-    np.savez(tmp, **payload)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **payload)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_encoded(path: Path) -> Encoded:
     import json
 
-    z = np.load(path, allow_pickle=True)  # our own cache: ids are stored as an object array
-    ids = [str(x) for x in z["ids"]]
+    z = np.load(path, allow_pickle=False)  # plain arrays only: a cache file can never run code
+    ids = json.loads(str(z["ids"]))
     kind = str(z["kind"])
     if kind == "sparse":
         m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
@@ -90,17 +97,21 @@ def evaluate_model(
     from sparse_tune.index.fingerprint import index_name
     from sparse_tune.models.io import load_model
 
-    model = load_model(model_name)
+    model = load_model(model_name, **settings.model_overrides)
     enc_settings = {"doc_top_k": settings.doc_top_k, "bf16": settings.bf16, **model.settings()}
     name = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, enc_settings)
 
     # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.
     cache = Path(settings.cache_dir) / f"{name}.npz" if settings.cache_dir else None
     t0 = time.perf_counter()
+    docs = None
     if cache is not None and cache.is_file() and not settings.reindex:
-        docs = load_encoded(cache)
-        encode_seconds = 0.0
-    else:
+        try:
+            docs = load_encoded(cache)
+            encode_seconds = 0.0
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # old pickled or damaged cache
+            logger.warning("ignoring unreadable encoding cache %s (%s); re-encoding", cache, exc)
+    if docs is None:
         docs = encode_texts(
             model, corpus.ids, corpus.texts, "document", settings.batch_size, settings.doc_top_k,
             settings.bf16, settings.progress,

@@ -103,14 +103,18 @@ def query_idf(model: Retriever) -> dict[str, float]:
 def write_zip(path: Path, members: dict[str, bytes | Path]) -> Path:
     """A deterministic zip (fixed timestamps, sorted entries), written under a temporary name."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(members):
-            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            data = members[name]
-            zf.writestr(info, data.read_bytes() if isinstance(data, Path) else data)
-    os.replace(tmp, path)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in sorted(members):
+                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                data = members[name]
+                zf.writestr(info, data.read_bytes() if isinstance(data, Path) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

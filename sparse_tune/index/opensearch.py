@@ -100,7 +100,8 @@ class OpenSearchBackend:
         cfg = self.config
         quick = RetryPolicy(max_retries=min(1, cfg.max_retries), initial_backoff=0.2, max_backoff=0.5)
         try:
-            with_retries(self.client.info, quick, "connect", cfg.redact)
+            # the one retry is quiet: if it fails too, the error below says everything once
+            with_retries(self.client.info, quick, "connect", cfg.redact, log_level=logging.DEBUG)
         except (AuthenticationException, AuthorizationException) as exc:
             raise OpenSearchUnavailableError(
                 f"OpenSearch at {cfg.display_url} rejected the credentials (HTTP {exc.status_code}); "

@@ -71,7 +71,11 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def with_retries(
-    call: Callable[[], T], policy: RetryPolicy, what: str, redact: Callable[[str], str] = str
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    what: str,
+    redact: Callable[[str], str] = str,
+    log_level: int = logging.WARNING,
 ) -> T:
     """Run ``call``; on a retryable failure wait with exponential backoff and try again."""
     for attempt in range(policy.max_retries + 1):
@@ -81,7 +85,8 @@ def with_retries(
             if attempt >= policy.max_retries or not is_retryable(exc):
                 raise
             wait = policy.delay(attempt)
-            logger.warning(
+            logger.log(
+                log_level,
                 "%s failed (%s); retry %d/%d in %.2fs",
                 what,
                 redact(str(exc)),

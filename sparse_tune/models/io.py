@@ -154,6 +154,14 @@ def load_weights_into(model: Retriever, checkpoint: str | Path) -> None:
     state: dict[str, torch.Tensor] = {}
     for f in files:
         state.update(load_file(str(f)))
+    # transformers 5 saves some checkpoints under their original key names (BERT's LayerNorm
+    # ``gamma``/``beta``); map them back to the module's ``weight``/``bias`` before loading.
+    own = model.backbone.state_dict().keys()
+    legacy = {".gamma": ".weight", ".beta": ".bias"}
+    for key in list(state):
+        for old, new in legacy.items():
+            if key.endswith(old) and key not in own and key[: -len(old)] + new in own:
+                state[key[: -len(old)] + new] = state.pop(key)
     result = model.backbone.load_state_dict(state, strict=False)
     tied = set(getattr(model.backbone, "all_tied_weights_keys", {}) or {})
     missing = [k for k in result.missing_keys if k not in tied and not k.endswith("decoder.weight")]

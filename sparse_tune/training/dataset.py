@@ -27,14 +27,19 @@ class GroupDataset(Dataset):
 
 
 def _first_record(path: Path) -> dict[str, Any] | None:
-    with path.open(encoding="utf-8-sig") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    return None
-                return rec if isinstance(rec, dict) else None
+    from sparse_tune.data.errors import DataError
+
+    try:
+        with path.open(encoding="utf-8-sig") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        return None
+                    return rec if isinstance(rec, dict) else None
+    except UnicodeDecodeError as e:
+        raise DataError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     return None
 
 
@@ -44,7 +49,9 @@ def is_scored_file(path: str | Path) -> bool:
     return rec is not None and "docs" in rec and "scores" in rec
 
 
-def build_groups(cfg: DataConfig, seed: int) -> list[dict[str, Any]]:
+def build_groups(cfg: DataConfig, seed: int, skipped: list | None = None) -> list[dict[str, Any]]:
+    """Query groups from the configured source; with ``skip_bad_lines`` the skipped lines' errors go to ``skipped``."""
+    from sparse_tune.data.errors import DataError
     from sparse_tune.data.formats import make_groups, read_training_jsonl
 
     if cfg.train_file:
@@ -56,8 +63,11 @@ def build_groups(cfg: DataConfig, seed: int) -> list[dict[str, Any]]:
 
             groups = read_scored_jsonl(path, docs_per_query=cfg.docs_per_query)
         else:
-            examples = read_training_jsonl(path, skip_bad_lines=cfg.skip_bad_lines)
-            groups = make_groups(examples, cfg.docs_per_query, seed=seed)
+            examples = read_training_jsonl(path, skip_bad_lines=cfg.skip_bad_lines, skipped=skipped)
+            try:
+                groups = make_groups(examples, cfg.docs_per_query, seed=seed)
+            except DataError as e:  # make_groups sees examples, not the file: name the file here
+                raise DataError(path, None, f"example {e.line}: {e.message}") from None
     elif cfg.beir_dir:
         from sparse_tune.data.beir import beir_training_examples
 

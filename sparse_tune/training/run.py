@@ -9,10 +9,10 @@ from transformers import set_seed
 
 from sparse_tune.config import TrainConfig
 from sparse_tune.losses import build_loss
-from sparse_tune.models.io import model_config_for, build_model
+from sparse_tune.models.io import CheckpointError, model_config_for, build_model
 from sparse_tune.training.collator import GroupCollator
 from sparse_tune.training.dataset import GroupDataset, build_groups, is_scored_file
-from sparse_tune.training.trainer import RetrievalTrainer
+from sparse_tune.training.trainer import RetrievalTrainer, checkpoint_problem, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +52,44 @@ def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
     return out
 
 
+def resume_checkpoint(resume: str | bool | None, output_dir: str) -> str | None:
+    """The checkpoint folder to resume from: ``true``/``last`` is the last *complete* ``checkpoint-N``.
+
+    A folder left half-written by a run killed while saving is never trusted (see
+    :func:`~sparse_tune.training.trainer.checkpoint_problem`).
+    """
+    if resume in (None, False, "") or (isinstance(resume, str) and resume.lower() in ("false", "none")):
+        return None
+    if resume is True or (isinstance(resume, str) and resume.lower() in ("true", "last")):
+        found = last_complete_checkpoint(output_dir)
+        if found is None:
+            raise FileNotFoundError(f"resume_from_checkpoint: no complete checkpoint-* folder in {output_dir}")
+        logger.info("resuming from %s", found)
+        return found
+    problem = checkpoint_problem(resume)
+    if problem:
+        raise CheckpointError(
+            f"cannot resume from {resume}: {problem} (an interrupted save?); "
+            "delete it or resume from an earlier checkpoint"
+        )
+    return str(resume)
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train and save; returns the output folder (a loadable model folder)."""
     args = cfg.training
     # 1. Seed everything the run touches, so a rerun (or a resumed run) matches.
     set_seed(args.seed)
 
-    # 2. The model: backbone + heads, from a name, folder or hub id.
+    resume = resume_checkpoint(args.resume_from_checkpoint, args.output_dir)  # checked before any work
+
+    # 2. Data first, so bad input fails before any model is loaded: fixed-size query groups
+    #    (1 positive + negatives), sampled once with the seed.
+    skipped: list = []
+    groups = build_groups(cfg.data, seed=args.seed, skipped=skipped)
+    logger.info("training on %d query groups of %d documents", len(groups), len(groups[0]["docs"]))
+
+    # 3. The model: backbone + heads, from a name, folder or hub id.
     overrides = {k: v for k, v in vars(cfg.model).items() if k != "model_name_or_path"}
     model_cfg, path = model_config_for(cfg.model.model_name_or_path, **overrides)
     if model_cfg.head == "inference_free" and not model_cfg.idf_path:
@@ -66,10 +97,6 @@ def train(cfg: TrainConfig) -> Path:
     model = build_model(model_cfg, path)
     if model.kind == "dense" and args.ddp_find_unused_parameters is None:
         args.ddp_find_unused_parameters = True  # a dense backbone's pooler is never used
-
-    # 3. Data: fixed-size query groups (1 positive + negatives), sampled once with the seed.
-    groups = build_groups(cfg.data, seed=args.seed)
-    logger.info("training on %d query groups of %d documents", len(groups), len(groups[0]["docs"]))
 
     # 4. Loss: ranking or distillation, plus FLOPS on the sides that have an encoder.
     loss_fn = build_loss(cfg.loss, inference_free=model.head_name == "inference_free", idf=model.idf)
@@ -92,9 +119,6 @@ def train(cfg: TrainConfig) -> Path:
         loss_fn=loss_fn,
         teachers=teachers,
     )
-    resume = args.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() in ("true", "last"):
-        resume = True
     trainer.train(resume_from_checkpoint=resume)
 
     # 7. Save the final model where evaluate can load it.
@@ -102,4 +126,8 @@ def train(cfg: TrainConfig) -> Path:
     trainer.save_model(str(out))
     if args.should_save:
         trainer.save_state()  # trainer_state.json: steps and logged loss terms, read by export's model card
+    if skipped:  # repeated at the end, where it is seen: the warning at load time scrolled away
+        logger.warning(
+            "skipped %d bad line(s) of %s (skip_bad_lines); first: %s", len(skipped), cfg.data.train_file, skipped[0]
+        )
     return out

@@ -7,17 +7,24 @@ how our model folder is saved and restored.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from sparse_tune.losses.base import LossInputs
-from sparse_tune.models.io import load_weights_into
+from sparse_tune.models.io import CheckpointError, load_weights_into
 from sparse_tune.models.retriever import Retriever
+
+logger = logging.getLogger(__name__)
+TRAINER_STATE_NAME = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME, written last
 
 
 class NonFiniteLossError(RuntimeError):
@@ -53,7 +60,8 @@ class RetrievalTrainer(Trainer):
 
     # 2. fail loudly (after saving) rather than train on NaN
     def _check_finite(self, terms: dict[str, torch.Tensor]) -> None:
-        for name, value in terms.items():
+        # the named components first: "flops_doc is nan" says more than "loss is nan"
+        for name, value in sorted(terms.items(), key=lambda kv: kv[0] == "loss"):
             if not torch.isfinite(value.detach()).all():
                 step = self.state.global_step
                 path = os.path.join(self.args.output_dir, f"nonfinite-step-{step}")
@@ -113,6 +121,48 @@ class RetrievalTrainer(Trainer):
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        problem = checkpoint_problem(resume_from_checkpoint)
+        if problem:
+            raise CheckpointError(
+                f"cannot resume from {resume_from_checkpoint}: {problem} (an interrupted save?); "
+                "delete it or resume from an earlier checkpoint"
+            )
         target = self.accelerator.unwrap_model(model if model is not None else self.model)
         load_weights_into(target, resume_from_checkpoint)
+
+
+# 6. which checkpoint folders resume may trust
+def checkpoint_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why a ``checkpoint-N`` folder cannot be resumed from, or ``None`` when it is complete.
+
+    transformers writes checkpoint files in place, weights first and ``trainer_state.json``
+    last, so a run killed mid-save leaves a folder without (or with half) that file.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        return "no such checkpoint folder"
+    if not any(path.glob("*.safetensors")):
+        return "no model weights (*.safetensors)"
+    state = path / TRAINER_STATE_NAME
+    if not state.is_file():
+        return f"no {TRAINER_STATE_NAME}"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{TRAINER_STATE_NAME} is incomplete"
+    return None
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
+    """The highest-step ``checkpoint-N`` folder that is complete; incomplete later ones are skipped with a warning."""
+    folders = [p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()]
+    steps = sorted(
+        ((int(p.name.rsplit("-", 1)[1]), p) for p in folders if p.name.rsplit("-", 1)[1].isdigit()), reverse=True
+    )
+    for _, path in steps:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        logger.warning("not resuming from %s: %s (an interrupted save?)", path, problem)
+    return None
 

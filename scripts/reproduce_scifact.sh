@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Reproduce every scifact figure in README.md (CPU, ~1-2 h on 2 cores). Each step logs to
+# runs/exp/<step>.log and evaluations write runs/exp/<name>/results.json.
+# Usage: bash scripts/reproduce_scifact.sh [BEIR_SCIFACT_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+DATA=${1:-../shared/data/beir/scifact}
+EXP=runs/exp
+mkdir -p "$EXP"
+step() { local name=$1; shift; local t0=$SECONDS; echo "== $name: $*"; "$@" >"$EXP/$name.log" 2>&1; echo "   $name done in $((SECONDS - t0)) s"; }
+evaluate() { local name=$1; shift; step "eval_$name" sparse-tune evaluate --dataset "$DATA" --split test --cache-dir "$EXP/cache" --output "$EXP/$name" "$@"; tail -n 3 "$EXP/eval_$name.log" | head -n 1; }
+train() { local name=$1 recipe=$2; shift 2; step "train_$name" sparse-tune train "$recipe" --beir_dir "$DATA" --output_dir "$EXP/$name" "$@"; }
+
+# 0. IDF of the scifact corpus with the model's tokenizer (the inference-free query weights).
+step idf sparse-tune idf --corpus "$DATA" --tokenizer splade-tiny --output "$EXP/idf_scifact.json"
+
+# 1. SPLADE before training, embedded and through an OpenSearch-compatible server.
+evaluate splade_base --model splade-tiny
+PORT=${SPARSE_TUNE_EXP_PORT:-9250}
+if [ -z "${SPARSE_TUNE_OPENSEARCH_URL:-}" ]; then
+  BIN=$(python3 -c "from osmem_server import resolve_binary; print(resolve_binary())")
+  "$BIN" --addr "127.0.0.1:$PORT" --no-ja --no-stdin-watch >"$EXP/osmem.log" 2>&1 &
+  OSPID=$!; trap 'kill $OSPID 2>/dev/null || true' EXIT
+  sleep 2
+  export SPARSE_TUNE_OPENSEARCH_URL="http://127.0.0.1:$PORT"
+fi
+evaluate splade_base_opensearch --model splade-tiny --backend opensearch
+
+# 2. SPLADE recipe with random negatives, then with BM25-mined hard negatives (same budget and seed).
+train splade_random configs/splade_scifact.yaml
+evaluate splade_random --model "$EXP/splade_random"
+step mine_bm25 sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 2-200 --negatives 8 \
+  --seed 42 --output "$EXP/mined_bm25.jsonl"
+train splade_mined configs/splade_scifact.yaml --train_file "$EXP/mined_bm25.jsonl"
+evaluate splade_mined --model "$EXP/splade_mined"
+
+# 3. Inference-free: before and after the recipe (random negatives).
+evaluate if_base --model splade-tiny --head inference_free --idf-path "$EXP/idf_scifact.json"
+train if_random configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json"
+evaluate if_random --model "$EXP/if_random"
+
+# 4. Distillation into the inference-free student on the same mined candidates:
+#    (a) InfoNCE only, (b) pre-computed ensemble scores, (c) live ensemble teachers.
+train if_infonce_mined configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json" \
+  --train_file "$EXP/mined_bm25.jsonl"
+evaluate if_infonce_mined --model "$EXP/if_infonce_mined"
+step score sparse-tune score --input "$EXP/mined_bm25.jsonl" --output "$EXP/scored.jsonl" \
+  --teacher dense:minilm-l6:0.5 --teacher sparse:splade-tiny:0.5 --score-scale 10 --docs-per-query 4
+train kd_precomputed configs/config_kd_precomputed.yaml --idf_path "$EXP/idf_scifact.json" \
+  --train_file "$EXP/scored.jsonl"
+evaluate kd_precomputed --model "$EXP/kd_precomputed"
+train kd_live configs/config_kd.yaml --idf_path "$EXP/idf_scifact.json" --train_file "$EXP/mined_bm25.jsonl"
+evaluate kd_live --model "$EXP/kd_live"
+echo "all done"
