@@ -27,29 +27,29 @@ if [ -z "${SPARSE_TUNE_OPENSEARCH_URL:-}" ]; then
 fi
 evaluate splade_base_opensearch --model splade-tiny --backend opensearch
 
-# 2. SPLADE recipe with random negatives, then with BM25-mined hard negatives (same budget and seed).
+evaluate if_base --model splade-tiny --head inference_free --idf-path "$EXP/idf_scifact.json"
+
+# 2. The SPLADE and inference-free recipes (random negatives from the corpus).
 train splade_random configs/splade_scifact.yaml
 evaluate splade_random --model "$EXP/splade_random"
+train if_random configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json"
+evaluate if_random --model "$EXP/if_random"
+
+# 3. BM25-mined hard negatives instead of random ones (same recipe, budget and seed).
 step mine_bm25 sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 2-200 --negatives 8 \
   --seed 42 --output "$EXP/mined_bm25.jsonl"
 train splade_mined configs/splade_scifact.yaml --train_file "$EXP/mined_bm25.jsonl"
 evaluate splade_mined --model "$EXP/splade_mined"
 
-# 3. Inference-free: before and after the recipe (random negatives).
-evaluate if_base --model splade-tiny --head inference_free --idf-path "$EXP/idf_scifact.json"
-train if_random configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json"
-evaluate if_random --model "$EXP/if_random"
-
-# 4. Distillation into the inference-free student on the same mined candidates:
-#    (a) InfoNCE only, (b) pre-computed ensemble scores, (c) live ensemble teachers.
-train if_infonce_mined configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json" \
-  --train_file "$EXP/mined_bm25.jsonl"
-evaluate if_infonce_mined --model "$EXP/if_infonce_mined"
-step score sparse-tune score --input "$EXP/mined_bm25.jsonl" --output "$EXP/scored.jsonl" \
+# 4. Distillation into the inference-free student, same budget and seed as if_random (= InfoNCE only):
+#    (b) pre-computed ensemble scores over random-negative groups, (c) live ensemble teachers.
+step mine_random sparse-tune mine --dataset "$DATA" --split train --method random --negatives 8 --seed 42 \
+  --output "$EXP/random.jsonl"
+step score sparse-tune score --input "$EXP/random.jsonl" --output "$EXP/scored.jsonl" \
   --teacher dense:minilm-l6:0.5 --teacher sparse:splade-tiny:0.5 --score-scale 10 --docs-per-query 4
 train kd_precomputed configs/config_kd_precomputed.yaml --idf_path "$EXP/idf_scifact.json" \
   --train_file "$EXP/scored.jsonl"
 evaluate kd_precomputed --model "$EXP/kd_precomputed"
-train kd_live configs/config_kd.yaml --idf_path "$EXP/idf_scifact.json" --train_file "$EXP/mined_bm25.jsonl"
+train kd_live configs/config_kd.yaml --idf_path "$EXP/idf_scifact.json"
 evaluate kd_live --model "$EXP/kd_live"
 echo "all done"

@@ -212,6 +212,7 @@ class TrainConfig:
     data: DataConfig
     loss: LossConfig
     training: Any  # transformers.TrainingArguments
+    source: dict = field(default_factory=dict)  # the flat recipe as given (YAML + overrides)
 
 
 def valid_keys() -> dict[str, list[str]]:
@@ -314,4 +315,4 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         raise ConfigError(f"training arguments: {exc}") from None
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
-    return TrainConfig(model=model, data=data, loss=loss, training=training)
+    return TrainConfig(model=model, data=data, loss=loss, training=training, source=dict(values))

@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split", default="train", help="qrels split whose queries are mined (default: train)"
     )
     parser.add_argument(
-        "--method", choices=("bm25", "model"), default="bm25", help="retriever that ranks candidates"
+        "--method", choices=("bm25", "model", "random"), default="bm25",
+        help="retriever that ranks candidates; random: uniform corpus negatives (the baseline, as training "
+        "from a BEIR folder does)"
     )
     parser.add_argument("--model", default=None, help="model name or path for --method model")
     parser.add_argument(
@@ -94,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.method == "random":
+        from sparse_tune.data.beir import beir_training_examples
+
+        examples = beir_training_examples(args.dataset, args.split, n_negatives=args.negatives, seed=args.seed)
+        n = write_training_jsonl(args.output, examples)
+        print(f"wrote {n} examples with {args.negatives} random corpus negatives each to {args.output}")
+        return 0
     model = None
     if args.method == "model":
         from sparse_tune.models.io import load_model

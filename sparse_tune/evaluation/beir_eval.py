@@ -98,7 +98,10 @@ def evaluate_model(
     from sparse_tune.models.io import load_model
 
     model = load_model(model_name, **settings.model_overrides)
-    enc_settings = {"doc_top_k": settings.doc_top_k, "bf16": settings.bf16, **model.settings()}
+    # Only what changes document vectors: a SPLADE and an inference-free model on the same
+    # weights share their document encodings and index.
+    doc_side = {k: v for k, v in model.settings().items() if k not in ("head", "max_query_length")}
+    enc_settings = {"doc_top_k": settings.doc_top_k, "bf16": settings.bf16, "kind": model.kind, **doc_side}
     name = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, enc_settings)
 
     # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.

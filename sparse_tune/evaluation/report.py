@@ -49,7 +49,7 @@ def plot_curve(results: list[EvalResult], path: str | Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise RuntimeError("plotting needs matplotlib: pip install 'sparse-tune[plot]'") from exc
-    steps, ndcg, nnz = zip(*points)
+    steps, ndcg, nnz = zip(*points, strict=True)
     fig, ax1 = plt.subplots(figsize=(7, 4))
     ax1.plot(steps, ndcg, "o-", color="tab:blue", label="nDCG@10")
     ax1.set_xlabel("training step")

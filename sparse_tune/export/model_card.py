@@ -69,6 +69,8 @@ def card_inputs(
         if not isinstance(results, dict) or not all(isinstance(v, dict) for v in results.values()):
             raise ValueError(f"{results_path}: expected results.json's shape {{model: {{metric: value}}}}")
     recipe_text = None
+    if recipe_path is None and checkpoint is not None and (Path(checkpoint) / "recipe.yaml").is_file():
+        recipe_path = Path(checkpoint) / "recipe.yaml"  # written by `sparse-tune train`
     if recipe_path is not None:
         recipe_text = Path(recipe_path).read_text(encoding="utf-8")
     settings = model.settings()

@@ -106,7 +106,7 @@ class Retriever(nn.Module):
         if self.idf is not None:
             weights = torch.relu(self.idf.detach().float()).tolist()
             # Every token is written (zeros included) so a reload reproduces the weights exactly.
-            idf = dict(zip(self.vocab, weights))
+            idf = dict(zip(self.vocab, weights, strict=True))
             atomic_write_text(out / IDF_FILE, json.dumps(idf, ensure_ascii=False))
         atomic_write_text(out / SETTINGS_FILE, json.dumps(self.settings(), indent=2) + "\n")
 

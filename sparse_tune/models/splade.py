@@ -37,11 +37,12 @@ def defer_vocab_projection(mlm: nn.Module) -> DeferredProjection:
     if not isinstance(out, nn.Linear):
         raise TypeError(f"SPLADE needs an MLM head whose output embedding is nn.Linear, got {type(out).__name__}")
     deferred = DeferredProjection(out)
-    for name, module in mlm.named_modules():
+    for module in list(mlm.modules()):
         for child_name, child in module.named_children():
             if child is out:
                 setattr(module, child_name, deferred)
-    # Some heads keep a separate handle on the bias (BERT: cls.predictions.bias is decoder.bias).
+    # Handles that point at the same Parameters (BERT's cls.predictions.bias is decoder.bias)
+    # stay valid: the parameters themselves are shared, not copied.
     return deferred
 
 

@@ -9,7 +9,7 @@ from transformers import set_seed
 
 from sparse_tune.config import TrainConfig
 from sparse_tune.losses import build_loss
-from sparse_tune.models.io import CheckpointError, model_config_for, build_model
+from sparse_tune.models.io import CheckpointError, build_model, model_config_for
 from sparse_tune.training.collator import GroupCollator
 from sparse_tune.training.dataset import GroupDataset, build_groups, is_scored_file
 from sparse_tune.training.trainer import RetrievalTrainer, checkpoint_problem, last_complete_checkpoint
@@ -125,6 +125,12 @@ def train(cfg: TrainConfig) -> Path:
     out = Path(args.output_dir)
     trainer.save_model(str(out))
     if args.should_save:
+        import yaml
+
+        from sparse_tune.models.io import atomic_write_text
+
+        # The recipe as run (YAML + overrides), so the folder says how it was made.
+        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(cfg.source, sort_keys=False))
         trainer.save_state()  # trainer_state.json: steps and logged loss terms, read by export's model card
     if skipped:  # repeated at the end, where it is seen: the warning at load time scrolled away
         logger.warning(
