@@ -72,6 +72,12 @@ class DataConfig:
         default=None, metadata={"help": "BEIR folder to train from (positives from qrels) when no train_file."}
     )
     beir_split: str = field(default="train", metadata={"help": "qrels split of beir_dir used for training."})
+    hf_dataset: Optional[str] = field(
+        default=None,
+        metadata={"help": "Hugging Face dataset (hub id or local path) with query/pos/neg-style columns."},
+    )
+    hf_subset: Optional[str] = field(default=None, metadata={"help": "Configuration name of hf_dataset."})
+    hf_split: str = field(default="train", metadata={"help": "Split of hf_dataset."})
     docs_per_query: int = field(
         default=8, metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."}
     )
@@ -301,14 +307,15 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
             # On CPU torchrun needs gloo; without it every rank would train alone as world size 1.
             targs.setdefault("ddp_backend", "gloo")
             targs.setdefault("use_cpu", True)  # makes accelerate set up MULTI_CPU (DDP over gloo)
-    lr = targs.get("learning_rate")
-    if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0):
-        raise ConfigError(f"learning_rate must be a number >= 0, got {lr!r}")
     hints = typing.get_type_hints(TrainingArguments)
     for key, value in list(targs.items()):
         annotation = hints.get(key)
         if annotation in (int, float, bool, str) and value is not None:
             targs[key] = _coerce(key, value, annotation)
+    # After coercion: YAML reads `1e-4` (no dot) as a string, which _coerce turns into a float.
+    lr = targs.get("learning_rate")
+    if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0):
+        raise ConfigError(f"learning_rate must be a number >= 0, got {lr!r}")
     try:
         training = TrainingArguments(**targs)
     except (TypeError, ValueError) as exc:

@@ -177,7 +177,7 @@ def test_ingest_killed_midway_then_rerun_has_every_document_once(opensearch_url,
     for row in (0, 29, 30, 59):  # spot check: acknowledged before the kill, and sent after it
         src = raw.get(index=fresh_index, id=docs.ids[row])["_source"][SPARSE_FIELD]
         lo, hi = docs.matrix.indptr[row], docs.matrix.indptr[row + 1]
-        want = {docs.vocab[j]: float(w) for j, w in zip(docs.matrix.indices[lo:hi], docs.matrix.data[lo:hi])}
+        want = {docs.vocab[j]: float(w) for j, w in zip(docs.matrix.indices[lo:hi], docs.matrix.data[lo:hi], strict=True)}
         got = {decode_feature(k): v for k, v in src.items()}
         assert got.keys() == want.keys()
         assert all(got[k] == pytest.approx(want[k], rel=1e-2) for k in want)

@@ -138,7 +138,7 @@ def test_score_skip_bad_lines_reports_the_count(tmp_path, capsys):
     [
         (["--learning_rat", "1e-4"], "unknown config key(s): 'learning_rat' (did you mean learning_rate"),
         (["--max_doc_length", "many"], "max_doc_length: expected an integer, got 'many'"),
-        (["--learning_rate", "-1e-4"], "learning_rate must be a number >= 0"),
+        (["--learning_rate", "-1e-4"], "learning_rate must be a number >= 0, got -0.0001"),
         (["--flops_doc_weight", "-0.1"], "flops_doc_weight must be >= 0, got -0.1"),
         (["--docs_per_query", "0"], "docs_per_query must be >= 1, got 0"),
         (["--skip_bad_lines", "maybe"], "skip_bad_lines: expected true/false, got 'maybe'"),
@@ -151,6 +151,14 @@ def test_bad_config_is_one_line(tmp_path, capsys, extra, fragment):
     assert fragment in line
     if "unknown" in fragment:
         assert "Valid keys:" in line and "skip_bad_lines" in line
+
+
+def test_exponent_without_a_dot_is_a_number():
+    from sparse_tune.config import load_train_config, parse_overrides
+
+    # YAML 1.1 reads `1e-4` as a string; it must still be accepted as the number it means.
+    cfg = load_train_config(None, parse_overrides(["--learning_rate", "1e-4", "--train_file", "x.jsonl"]))
+    assert cfg.training.learning_rate == 1e-4
 
 
 def test_invalid_yaml_recipe_is_one_line(tmp_path, capsys):
@@ -233,7 +241,7 @@ def test_idf_json_with_bad_weights(tmp_path, splade_tiny, capsys, weight, fragme
     folder = tmp_path / "model"
     splade_tiny.save_pretrained(folder)
     idf = tmp_path / "idf.json"
-    idf.write_text('{"heart": 1.5, "attack": %s}' % weight)
+    idf.write_text(f'{{"heart": 1.5, "attack": {weight}}}')
     with pytest.raises(ValueError) as info:
         load_model(str(folder), head="inference_free", idf_path=str(idf))
     assert str(info.value) == f"{idf}: token 'attack': {fragment}"

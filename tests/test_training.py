@@ -106,3 +106,22 @@ def test_torchrun_two_processes_on_cpu(train_file, tmp_path):
     assert state["global_step"] == 2
     # Two ranks x batch 1 = 2 queries per step: with 4 examples one epoch is 2 steps.
     assert state["log_history"][-1]["epoch"] == pytest.approx(1.0)
+
+
+def test_hugging_face_dataset_source(tmp_path):
+    """`hf_dataset` reads any `datasets.load_dataset` source; here a local folder of JSONL."""
+    from sparse_tune.config import DataConfig
+    from sparse_tune.data.errors import DataError
+    from sparse_tune.training.dataset import build_groups
+
+    folder = tmp_path / "hfds"
+    folder.mkdir()
+    rows = [{"query": r["query"], "positive": r["pos"], "negative": r["neg"]} for r in TRAIN]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    groups = build_groups(DataConfig(hf_dataset=str(folder), docs_per_query=2), seed=1)
+    assert [g["query"] for g in groups] == [r["query"] for r in TRAIN]
+    assert all(g["docs"][0] == r["pos"][0] and g["docs"][1] in r["neg"] for g, r in zip(groups, TRAIN, strict=True))
+
+    (folder / "train.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "query": ""}) + "\n")
+    with pytest.raises(DataError, match=r"\[train\]:2: .*query.* is empty"):
+        build_groups(DataConfig(hf_dataset=str(folder), docs_per_query=2), seed=1)

@@ -7,12 +7,15 @@ groups in the same order as an uninterrupted one.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from sparse_tune.config import DataConfig
+
+logger = logging.getLogger(__name__)
 
 
 class GroupDataset(Dataset):
@@ -49,6 +52,27 @@ def is_scored_file(path: str | Path) -> bool:
     return rec is not None and "docs" in rec and "scores" in rec
 
 
+def hf_examples(cfg: DataConfig) -> list[dict[str, Any]]:
+    """Rows of a Hugging Face dataset, validated like JSONL lines (row numbers in the errors)."""
+    from datasets import load_dataset
+
+    from sparse_tune.data.errors import DataError
+    from sparse_tune.data.formats import normalize_record
+
+    ds = load_dataset(cfg.hf_dataset, cfg.hf_subset, split=cfg.hf_split)
+    examples, bad = [], 0
+    for i, row in enumerate(ds):
+        try:
+            examples.append(normalize_record(dict(row)))
+        except ValueError as exc:
+            if not cfg.skip_bad_lines:
+                raise DataError(f"{cfg.hf_dataset}[{cfg.hf_split}]", i + 1, str(exc)) from None
+            bad += 1
+    if bad:
+        logger.warning("skipped %d bad rows of %s", bad, cfg.hf_dataset)
+    return examples
+
+
 def build_groups(cfg: DataConfig, seed: int, skipped: list | None = None) -> list[dict[str, Any]]:
     """Query groups from the configured source; with ``skip_bad_lines`` the skipped lines' errors go to ``skipped``."""
     from sparse_tune.data.errors import DataError
@@ -68,13 +92,15 @@ def build_groups(cfg: DataConfig, seed: int, skipped: list | None = None) -> lis
                 groups = make_groups(examples, cfg.docs_per_query, seed=seed)
             except DataError as e:  # make_groups sees examples, not the file: name the file here
                 raise DataError(path, None, f"example {e.line}: {e.message}") from None
+    elif cfg.hf_dataset:
+        groups = make_groups(hf_examples(cfg), cfg.docs_per_query, seed=seed)
     elif cfg.beir_dir:
         from sparse_tune.data.beir import beir_training_examples
 
         examples = beir_training_examples(cfg.beir_dir, cfg.beir_split, n_negatives=cfg.docs_per_query - 1, seed=seed)
         groups = make_groups(examples, cfg.docs_per_query, seed=seed)
     else:
-        raise ValueError("no training data: set train_file (JSONL) or beir_dir (BEIR folder)")
+        raise ValueError("no training data: set train_file (JSONL), hf_dataset or beir_dir (BEIR folder)")
     if cfg.max_examples is not None:
         groups = groups[: cfg.max_examples]
     if not groups:
