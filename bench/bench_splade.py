@@ -329,8 +329,10 @@ def run_train_worker(system: str, batch: int, repeats: int, cap: int, mode: str)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode == 0 and lines:
         return json.loads(lines[-1])
-    tail = [x for x in (proc.stderr or proc.stdout).strip().splitlines() if x.strip()][-2:]
-    return {"error": f"{mode} run, exit {proc.returncode}: " + " | ".join(tail)}
+    lines = [x.strip() for x in (proc.stderr or proc.stdout).splitlines() if x.strip()]
+    errors = [x for x in lines if "Error" in x] or lines[-1:]
+    message = errors[-1] if errors else "no output"
+    return {"error": f"{mode} run, exit {proc.returncode}: {message.split('DefaultCPUAllocator: ')[-1]}"}
 
 
 def bench_training(batches: list[int], repeats: dict[int, int], cap_gb: float | None) -> dict:
@@ -383,19 +385,29 @@ def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> di
 
     out: dict = {"rows": rows, "vocab": vocab, "hidden": hidden_dim, "gflop": flops / 1e9, "repeats": repeats}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a = hidden.reshape(rows, hidden_dim).to(dtype)
+        a = hidden.to(dtype)  # (batch, tokens, hidden)
         w = weight.to(dtype)
+        block = torch.empty(2048, tokens, dtype=dtype)
 
-        def gemm(a: torch.Tensor = a, w: torch.Tensor = w) -> None:
-            for s in range(0, vocab, 2048):  # 2048-column blocks: the whole output would be 1 GiB
+        # Two ways to spend the same FLOPs. Blocked: (2048 entries x one row's tokens) products
+        # into one reused L2-sized buffer, the fused kernel's blocks minus the max: the compute
+        # ceiling. Streaming: (all tokens x 2048 entries) blocks of 64 MiB that go through memory,
+        # like any head that materialises logits: the practical ceiling of an unfused head.
+        def blocked(a: torch.Tensor = a, w: torch.Tensor = w, block: torch.Tensor = block) -> None:
+            for s in range(0, vocab, 2048):
+                w_c = w[s : s + 2048]
+                for r in range(batch):
+                    torch.mm(w_c, a[r].t(), out=block[: w_c.shape[0]])
+
+        def streaming(a: torch.Tensor = a.reshape(rows, hidden_dim), w: torch.Tensor = w) -> None:
+            for s in range(0, vocab, 2048):
                 torch.mm(a, w[s : s + 2048].t())
 
-        med, _ = median_time(gemm, repeats)
-        out[f"gemm_{name}_s"] = med
-        out[f"gemm_{name}_gflops"] = flops / med / 1e9
-        print(
-            f"  GEMM {name}: {flops / med / 1e9:.0f} GFLOP/s ({med * 1e3:.0f} ms for {flops / 1e9:.1f} GFLOP)"
-        )
+        for kind, fn in (("blocked", blocked), ("streaming", streaming)):
+            med, _ = median_time(fn, repeats)
+            out[f"gemm_{kind}_{name}_s"] = med
+            out[f"gemm_{kind}_{name}_gflops"] = flops / med / 1e9
+            print(f"  GEMM {kind} {name}: {flops / med / 1e9:.0f} GFLOP/s ({med * 1e3:.0f} ms)", flush=True)
 
     h = hidden.clone().requires_grad_()
     w_p = weight.clone().requires_grad_()
@@ -428,6 +440,11 @@ def bench_ceiling(repeats: int, batch: int = 32, tokens: int = DOC_TOKENS) -> di
     with torch.no_grad():
         pooled = splade_pool(hidden, weight, bias, mask, "log1p_relu")
     out["cs_bound_skippable_fraction"] = float((bound <= 0).float().mean())
+    # A tighter per-dimension (box) bound: sum_j max(w_vj * min_t h_tj, w_vj * max_t h_tj) + b_v.
+    box = torch.stack(
+        [torch.maximum(weight * hr.amin(0), weight * hr.amax(0)).sum(1) + bias for hr in hidden]
+    )  # (batch, vocab)
+    out["box_bound_skippable_fraction"] = float((box <= 0).float().mean())
     out["live_fraction"] = float((pooled > 0).float().mean())
     return out
 
@@ -555,7 +572,9 @@ def _training_section(tr: dict, settings: Settings) -> list[str]:
         row = {s: tr.get(f"{s}/{batch}", {}) for s in SYSTEMS}
         for system, r in row.items():
             if "error" in r:
-                lines.append(f"| {batch} | {system} | failed: {r['error'][:240]} | | | | |")
+                lines.append(
+                    f"| {batch} | {system} | failed: {r['error'].split('DefaultCPUAllocator: ')[-1][:200]} | | | | |"
+                )
                 continue
             peak = f"{r['peak_rss_delta_mb']:.0f}" if "peak_rss_delta_mb" in r else "n/a"
             lines.append(
@@ -571,6 +590,20 @@ def _training_section(tr: dict, settings: Settings) -> list[str]:
             if "peak_rss_delta_mb" in a and "peak_rss_delta_mb" in b:
                 text += f"; peak memory ours / theirs = {a['peak_rss_delta_mb'] / b['peak_rss_delta_mb']:.3f}"
             ratios.append(text)
+        small = tr.get(f"sentence-transformers/{settings.train_batches[0]}", {})
+        if "error" in b and "peak_rss_delta_mb" in small and batch != settings.train_batches[0]:
+            scale = batch / settings.train_batches[0]
+            ratios.append(
+                f"- batch {batch}: sentence-transformers did not fit under the {tr['cap_gb']:.0f} GiB cap; its "
+                f"batch-{settings.train_batches[0]} peak x {scale:.0f} predicts "
+                f"{small['peak_rss_delta_mb'] * scale / 1024:.1f} GiB (the fp32 (batch, 256, 30522) logits alone "
+                f"are {batch * DOC_TOKENS * 30522 * 4 / 2**30:.1f} GiB per copy)"
+                + (
+                    f", against ours at {a['peak_rss_delta_mb'] / 1024:.2f} GiB."
+                    if "peak_rss_delta_mb" in a
+                    else "."
+                )
+            )
     return [*lines, "", *ratios, ""]
 
 
@@ -579,30 +612,49 @@ def _ceiling_section(ce: dict) -> list[str]:
         f"## 3. Matmul ceiling for the head: {ce['rows']} tokens (32 x {DOC_TOKENS}) x vocab {ce['vocab']} "
         f"x hidden {ce['hidden']}, 2*T*V*H = {ce['gflop']:.1f} GFLOP (median of {ce['repeats']})",
         "",
-        "GEMM: `torch.mm` over 2048-column blocks of the decoder, nothing else. Head: `splade_pool` alone "
-        "on real splade-tiny MLM-transform outputs of 32 SciFact documents, every token unmasked.",
+        "GEMM blocked: `torch.mm` of (2048 entries x one document's 256 tokens) blocks into one reused "
+        "2 MiB buffer, i.e. the fused kernel's products without the max: the compute ceiling. GEMM "
+        "streaming: (8192 tokens x 2048 entries) blocks, 64 MiB each, written through memory as any "
+        "head that materialises logits must. Head: `splade_pool` alone on real splade-tiny "
+        "MLM-transform outputs of 32 SciFact documents, every token unmasked (reference = materialise, "
+        "activation, mask, amax).",
         "",
         "| | fp32 | bf16 |",
         "|---|---:|---:|",
-        f"| GEMM throughput (GFLOP/s) | {ce['gemm_fp32_gflops']:.0f} | {ce['gemm_bf16_gflops']:.0f} |",
-        f"| GEMM time for the head's FLOPs (ms) | {ce['gemm_fp32_s'] * 1e3:.0f} | {ce['gemm_bf16_s'] * 1e3:.0f} |",
     ]
+    for kind in ("blocked", "streaming"):
+        lines += [
+            f"| GEMM {kind}: GFLOP/s | {ce[f'gemm_{kind}_fp32_gflops']:.0f} | {ce[f'gemm_{kind}_bf16_gflops']:.0f} |",
+            f"| GEMM {kind}: ms for the head's FLOPs | {ce[f'gemm_{kind}_fp32_s'] * 1e3:.0f} | "
+            f"{ce[f'gemm_{kind}_bf16_s'] * 1e3:.0f} |",
+        ]
     for impl in ("fused", "reference"):
         for kind, label in (("fwd", "forward, no grad"), ("fwdbwd", "forward + backward")):
             f32, b16 = ce[f"head_{impl}_fp32_{kind}_s"], ce[f"head_{impl}_bf16_{kind}_s"]
             lines.append(f"| head {impl}, {label} (ms) | {f32 * 1e3:.0f} | {b16 * 1e3:.0f} |")
     lines += [
         "",
-        f"- The fused forward runs at {ce['gemm_fp32_s'] / ce['head_fused_fp32_fwd_s']:.0%} (fp32) and "
-        f"{ce['gemm_bf16_s'] / ce['head_fused_bf16_fwd_s']:.0%} (bf16) of the bare GEMM's speed.",
-        f"- fused / reference time (fp32): forward {ce['head_fused_fp32_fwd_s'] / ce['head_reference_fp32_fwd_s']:.3f}, "
+        f"- The fused forward reaches {ce['gemm_blocked_fp32_s'] / ce['head_fused_fp32_fwd_s']:.0%} (fp32) and "
+        f"{ce['gemm_blocked_bf16_s'] / ce['head_fused_bf16_fwd_s']:.0%} (bf16) of the blocked-GEMM ceiling "
+        "(the rest is the max reduction, which dominates in bf16, and the loop).",
+        f"- Target check (fused bf16 forward within 1.5x of the bf16 ceiling): "
+        f"{ce['head_fused_bf16_fwd_s'] / ce['gemm_blocked_bf16_s']:.2f}x -> "
+        f"{'met' if ce['head_fused_bf16_fwd_s'] <= 1.5 * ce['gemm_blocked_bf16_s'] else 'missed'}. "
+        "Where the time goes: the (chunk, tokens) bf16 product is written out and then re-read by a separate "
+        "amax pass, so in bf16 the reduction costs more than the AMX product. What would close the gap: "
+        "take the max on the accumulator tile inside the GEMM (a oneDNN/`torch.compile`-generated CPU "
+        "kernel with a max epilogue, or a small C++ extension), so each logit is reduced while still in "
+        "registers and never stored.",
+        f"- fused / reference time, fp32: forward {ce['head_fused_fp32_fwd_s'] / ce['head_reference_fp32_fwd_s']:.3f}, "
         f"forward+backward {ce['head_fused_fp32_fwdbwd_s'] / ce['head_reference_fp32_fwdbwd_s']:.3f}; "
-        f"(bf16): forward {ce['head_fused_bf16_fwd_s'] / ce['head_reference_bf16_fwd_s']:.3f}, "
+        f"bf16: forward {ce['head_fused_bf16_fwd_s'] / ce['head_reference_bf16_fwd_s']:.3f}, "
         f"forward+backward {ce['head_fused_bf16_fwdbwd_s'] / ce['head_reference_bf16_fwdbwd_s']:.3f}.",
-        f"- Live (positive) entries on these documents: {ce['live_fraction']:.2%} of batch x vocab. The "
-        f"Cauchy-Schwarz bound max_t ||h_t|| * ||w_v|| + b_v <= 0 proves only "
-        f"{ce['cs_bound_skippable_fraction']:.2%} of the product dead, so exact vocabulary skipping with "
-        "that bound would remove nothing on this model; it was not implemented.",
+        f"- Live (positive) entries on these documents: {ce['live_fraction']:.2%} of batch x vocab; only "
+        "they get a token index and a gradient. The Cauchy-Schwarz bound max_t ||h_t|| * ||w_v|| + b_v "
+        f"<= 0 proves {ce['cs_bound_skippable_fraction']:.2%} of the product dead, and the per-dimension "
+        "box bound sum_j max(w_vj * min_t h_tj, w_vj * max_t h_tj) + b_v proves "
+        f"{ce.get('box_bound_skippable_fraction', float('nan')):.2%}: exact vocabulary skipping with cheap "
+        "bounds would remove almost nothing on this model, so it was not implemented.",
         "",
     ]
     return lines
@@ -631,8 +683,8 @@ def write_report(path: Path | None, settings: Settings, results: dict) -> str:
     lines = [
         "# SPLADE head benchmark",
         "",
-        f"Generated by `python bench/bench_splade.py{' --quick' if settings.quick else ''}` on "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Generated by `python bench/bench_splade.py{' --quick' if settings.quick else ''}`; last "
+        f"measurements taken {results.get('measured_utc', time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))}.",
         "",
         f"- Machine: {os.cpu_count()}-core CPU, `{cpu_name()}` ({cpu_flags()}), "
         f"{mem_available_bytes() / 2**30:.0f} GiB available at the end of the run. The cores are shared "
@@ -664,7 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="small sizes, one repeat; prints, writes nothing"
     )
     parser.add_argument(
-        "--sections", default="encoding,training,ceiling,top10", help="comma-separated subset"
+        "--sections",
+        default="encoding,training,ceiling,top10",
+        help="comma-separated subset; 'none' re-renders RESULTS.md from RESULTS.json",
     )
     parser.add_argument("--cap-gb", type=float, default=None, help="address-space cap per training process")
     parser.add_argument(
@@ -705,9 +759,14 @@ def main(argv: list[str] | None = None) -> int:
     if "top10" in sections:
         print("4. top-10 agreement", flush=True)
         results["top10"] = bench_top10(settings.top10_docs)
+    if results:
+        results["measured_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     output = args.output or (None if args.quick else Path(__file__).with_name("RESULTS.md"))
     if output is not None:
-        output.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+        raw = output.with_suffix(".json")
+        if raw.is_file():  # a run of some sections updates those and keeps the others' figures
+            results = {**json.loads(raw.read_text()), **results}
+        raw.write_text(json.dumps(results, indent=2, default=str))
     print(write_report(output, settings, results))
     return 0
 

@@ -298,6 +298,31 @@ def test_bf16_inputs_without_autocast() -> None:
     torch.testing.assert_close(out, ref.detach(), rtol=3e-2, atol=6e-2)
 
 
+@pytest.mark.parametrize("shift", [0, -22], ids=["dense-live", "sparse-live"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_exact_on_representable_inputs(dtype: torch.dtype, shift: int) -> None:
+    """Small integers make every product and sum exact in 16-bit floats: the reduced-precision
+    path must then match float32 bit for bit, ties and routing included;
+    its gradients are the same float32 sums rounded once to the input dtype."""
+    gen = torch.Generator().manual_seed(21)
+    hidden = torch.randint(-3, 4, (3, 7, 8), generator=gen).float()  # |logit| <= 72 + 3: exact
+    weight = torch.randint(-3, 4, (50, 8), generator=gen).float()
+    bias = torch.randint(-3, 4, (50,), generator=gen).float() + shift
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [0, 1, 1, 0, 1, 1, 1]])
+    upstream = torch.rand(3, 50, generator=gen)
+    results = []
+    for dt in (torch.float32, dtype):
+        h, w, b = (t.to(dt).requires_grad_() for t in (hidden, weight, bias))
+        out = splade_pool_fused(h, w, b, mask, "log1p_relu", chunk_size=16)
+        grads = torch.autograd.grad((out * upstream).sum(), [h, w, b])
+        results.append((out, *(g.float() for g in grads)))
+    live = float((results[0][0] > 0).float().mean())
+    assert (live > 0.3) if shift == 0 else (0.0 < live < 0.2)  # both argmax branches are exercised
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=0, atol=0)  # pooled: float32 both
+    for full, half in zip(results[0][1:], results[1][1:], strict=True):  # grads: float32 sums, rounded once
+        torch.testing.assert_close(half, full.to(dtype).float(), rtol=0, atol=0)
+
+
 def test_no_grad_path_matches_grad_path() -> None:
     hidden, weight, bias, mask = _inputs(3, 7, 8, 45, seed=14)
     with_grad = splade_pool_fused(hidden, weight, bias, mask, "log1p_relu", chunk_size=10)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
+
+# Idle OpenMP threads that spin starve each other on shared or small CPUs (measured 4-8x
+# slower SPLADE heads on 2 busy cores); must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 VERBS = ("train", "evaluate", "encode", "idf", "mine", "score", "export")
 

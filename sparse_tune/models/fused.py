@@ -20,7 +20,7 @@ the bulk of a SPLADE model's activation memory and of its head's time. Two facts
 
 The forward pass walks the vocabulary in chunks of ``chunk_size`` columns and, within a
 chunk, one batch row at a time over that row's unmasked tokens only: the largest
-intermediate is ``(chunk_size, tokens)``, which stays in the L2 cache, and padding costs
+intermediate is a ``(chunk_size, tokens)`` block, which stays in the L2 cache, and padding costs
 nothing. Only the max logit per (row, entry) is kept, plus its token index where the pooled
 value is positive (elsewhere the gradient is zero and the index is never read).
 
@@ -158,7 +158,7 @@ def masked_max_logits(
             live = (values > 0).nonzero().squeeze(1)  # (n_live,)
             if live.numel() == 0:
                 continue
-            if 4 * live.numel() > logits.shape[0]:
+            if 4 * live.numel() > stop - start:
                 index = logits.max(dim=1).indices[live]  # (n_live,): first position among ties
             else:
                 index = logits.index_select(0, live).max(dim=1).indices  # (n_live,): idem
