@@ -79,7 +79,7 @@ def test_blank_lines_and_integer_scores_are_fine(tmp_path: Path) -> None:
         ('{"query": "q", "docs": ["p", "n"]}', r"missing key\(s\) \['scores'\]"),
         ('{"query": "q", "docs": ["p", 3], "scores": [1, 0]}', r"docs\[1\] must be a string"),
         ('{"query": "q", "docs": ["p"], "scores": [1]}', ">= 2 docs"),
-        ('{"query": "q", "docs": ["p", "n"], "scores": [1, 0]', "invalid JSON"),
+        ('{"query": "q", "docs": ["p", "n"], "scores": [1, 0]', "malformed JSON"),
         ("[1, 2]", "expected a JSON object"),
     ],
     ids=[

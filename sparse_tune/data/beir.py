@@ -17,7 +17,6 @@ which ``tests/test_beir_loader.py`` checks on SciFact.
 from __future__ import annotations
 
 import csv
-import json
 import random
 from collections.abc import Iterable
 from os import PathLike
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sparse_tune.data.errors import DataError
+from sparse_tune.data.jsonl import iter_json_lines
 from sparse_tune.types import Corpus, Qrels
 
 _LAYOUT = (
@@ -36,17 +36,10 @@ QRELS_HEADER = ("query-id", "corpus-id", "score")
 
 def _jsonl_objects(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; DataError on malformed JSON or non-objects."""
-    with path.open(encoding="utf-8-sig", newline=None) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, lineno, f"malformed JSON: {e.msg} (column {e.colno})") from e
-            if not isinstance(obj, dict):
-                raise DataError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, _raw, obj in iter_json_lines(path):
+        if not isinstance(obj, dict):
+            raise DataError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def _id(obj: dict[str, Any], path: Path, lineno: int) -> str:
@@ -258,21 +251,15 @@ def write_beir_subset(
 
     (target / "qrels").mkdir(parents=True, exist_ok=True)
     n_docs = n_other = 0
-    with (
-        (source / "corpus.jsonl").open(encoding="utf-8-sig") as src,
-        (target / "corpus.jsonl").open("w", encoding="utf-8", newline="\n") as dst,
-    ):
-        for raw, obj in _jsonl_objects_lines(src, source / "corpus.jsonl"):
+    with (target / "corpus.jsonl").open("w", encoding="utf-8", newline="\n") as dst:
+        for _lineno, raw, obj in iter_json_lines(source / "corpus.jsonl"):
             doc_id = str(obj["_id"])
             if doc_id in judged or n_other < n_other_docs:
                 n_other += doc_id not in judged
                 n_docs += 1
                 dst.write(raw)
-    with (
-        (source / "queries.jsonl").open(encoding="utf-8-sig") as src,
-        (target / "queries.jsonl").open("w", encoding="utf-8", newline="\n") as dst,
-    ):
-        for raw, obj in _jsonl_objects_lines(src, source / "queries.jsonl"):
+    with (target / "queries.jsonl").open("w", encoding="utf-8", newline="\n") as dst:
+        for _lineno, raw, obj in iter_json_lines(source / "queries.jsonl"):
             if str(obj["_id"]) in keep_queries:
                 dst.write(raw)
     counts = {"docs": n_docs, "other_docs": n_other}
@@ -288,15 +275,3 @@ def write_beir_subset(
         counts[f"{split}_queries"] = len(qrels)
         counts[f"{split}_pairs"] = pairs
     return counts
-
-
-def _jsonl_objects_lines(f, path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
-    """(raw line ending in ``\\n``, object) so a subset copies lines byte-for-byte in content."""
-    for lineno, line in enumerate(f, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(path, lineno, f"malformed JSON: {e.msg} (column {e.colno})") from e
-        yield line.rstrip("\r\n") + "\n", obj

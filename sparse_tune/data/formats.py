@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparse_tune.data.errors import DataError
+from sparse_tune.data.jsonl import parse_json_line
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -137,9 +138,9 @@ def scan_training_jsonl(path: str | PathLike[str]) -> tuple[list[Example], list[
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    errors.append(DataError(path, lineno, f"malformed JSON: {e.msg} (column {e.colno})"))
+                    record = parse_json_line(line, path, lineno)
+                except DataError as e:
+                    errors.append(e)
                     continue
                 try:
                     examples.append(normalize_record(record))

@@ -20,13 +20,13 @@ per-query shift of the teacher scores, so re-grouping does not bias KL or Margin
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from sparse_tune.data.errors import DataError
+from sparse_tune.data.jsonl import iter_json_lines
 
 PositiveRule = Literal["first", "max_score"]
 
@@ -69,18 +69,10 @@ def iter_scored_rows(path: str | Path) -> Iterator[dict[str, Any]]:
     Raises ``DataError(path, line, message)`` (line numbers from 1) on invalid JSON, missing
     keys, length mismatches and non-finite or non-numeric scores.
     """
-    path = str(path)
-    with open(path, encoding="utf-8-sig") as f:  # tolerate a BOM
-        for line_no, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                # NaN/Infinity are not JSON but Python's json accepts them; keep them so the
-                # finiteness check reports them with the line.
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(path, line_no, f"invalid JSON: {err.msg} (column {err.colno})") from None
-            yield _check_row(obj, path, line_no)
+    # NaN/Infinity are not JSON but Python's json accepts them; they are kept so the
+    # finiteness check reports them with the line.
+    for line_no, _raw, obj in iter_json_lines(path):
+        yield _check_row(obj, str(path), line_no)
 
 
 def group_candidates(
