@@ -52,4 +52,28 @@ train kd_precomputed configs/config_kd_precomputed.yaml --idf_path "$EXP/idf_sci
 evaluate kd_precomputed --model "$EXP/kd_precomputed"
 train kd_live configs/config_kd.yaml --idf_path "$EXP/idf_scifact.json"
 evaluate kd_live --model "$EXP/kd_live"
+
+# 5. Variations reported in README: inference-free learning rate and FLOPS weight; mining windows.
+train if_lr2e4 configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json" --learning_rate 2e-4
+evaluate if_lr2e4 --model "$EXP/if_lr2e4"
+train if_lowflops configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json" --flops_doc_weight 0.0001
+evaluate if_lowflops --model "$EXP/if_lowflops"
+step mine_bm25_20 sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 20-200 --negatives 8 \
+  --seed 42 --output "$EXP/mined_bm25_20.jsonl"
+train splade_mined20 configs/splade_scifact.yaml --train_file "$EXP/mined_bm25_20.jsonl"
+evaluate splade_mined20 --model "$EXP/splade_mined20"
+step mine_mix sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 20-200 --negatives 8 \
+  --random-negatives 8 --seed 42 --output "$EXP/mined_mix.jsonl"
+train splade_mix configs/splade_scifact.yaml --train_file "$EXP/mined_mix.jsonl"
+evaluate splade_mix --model "$EXP/splade_mix"
+
+# 6. Distillation on BM25-mined candidates: (a') InfoNCE vs (b') pre-computed ensemble scores.
+train if_mined configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json" \
+  --train_file "$EXP/mined_bm25.jsonl"
+evaluate if_mined --model "$EXP/if_mined"
+step score_mined sparse-tune score --input "$EXP/mined_bm25.jsonl" --output "$EXP/scored_mined.jsonl" \
+  --teacher dense:minilm-l6:0.5 --teacher sparse:splade-tiny:0.5 --score-scale 10 --docs-per-query 4
+train kd_precomputed_mined configs/config_kd_precomputed.yaml --idf_path "$EXP/idf_scifact.json" \
+  --train_file "$EXP/scored_mined.jsonl"
+evaluate kd_precomputed_mined --model "$EXP/kd_precomputed_mined"
 echo "all done"

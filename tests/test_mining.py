@@ -256,3 +256,21 @@ def test_model_based_mining_with_splade_tiny(splade_tiny):
         seed=0,
         batch_size=4,
     )
+
+
+def test_mine_cli_mixes_random_negatives(tmp_path):
+    """--random-negatives adds uniform corpus negatives that are neither positives nor duplicates."""
+    import json as _json
+
+    from sparse_tune.cli.__main__ import main as cli
+
+    tiny = Path(__file__).parent / "data" / "tiny_beir"
+    out = tmp_path / "mixed.jsonl"
+    assert cli(["mine", "--dataset", str(tiny), "--split", "test", "--method", "bm25", "--range", "1-5",
+                "--negatives", "1", "--random-negatives", "2", "--output", str(out)]) == 0
+    rows = [_json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        assert len(row["neg"]) == len(set(row["neg"]))
+        assert not set(row["neg"]) & set(row["pos"])
+        assert len(row["neg"]) >= 2  # the random ones are always there

@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify TLS certificates (https only; prints a warning)"
     )
+    parser.add_argument(
+        "--random-negatives",
+        type=int,
+        default=0,
+        help="also add N uniform corpus negatives per query: a mix of hard and random negatives guards "
+        "against the false negatives hard mining picks up (default 0)",
+    )
     parser.add_argument("--index", default=None, help="index name (default: derived from dataset and method)")
     parser.add_argument(
         "--reuse-index", action="store_true", help="reuse an existing complete index of that name"
@@ -73,6 +80,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_random_negatives(
+    examples: list[dict], dataset: str, split: str, n: int, seed: int
+) -> list[dict]:
+    """Append ``n`` random corpus negatives (not positives, not already present) to each mined example."""
+    from sparse_tune.data.beir import beir_training_examples
+
+    random_negs = {e["query"]: e["neg"] for e in beir_training_examples(dataset, split, n_negatives=n, seed=seed)}
+    out = []
+    for e in examples:
+        present = set(e["neg"]) | set(e["pos"])
+        extra = [t for t in random_negs.get(e["query"], []) if t not in present]
+        out.append({**e, "neg": e["neg"] + extra})
+    return out
 
 
 def default_index_name(dataset: str, method: str, model: str | None) -> str:
@@ -130,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         reuse_index=args.reuse_index,
         batch_size=args.batch_size,
     )
+    if args.random_negatives > 0:
+        examples = add_random_negatives(examples, args.dataset, args.split, args.random_negatives, args.seed)
     n = write_training_jsonl(args.output, examples)
     n_neg = sum(len(e["neg"]) for e in examples)
     print(
