@@ -70,6 +70,11 @@ step mine_mix sparse-tune mine --dataset "$DATA" --split train --method bm25 --r
   --random-negatives 8 --seed 42 --output "$EXP/mined_mix.jsonl"
 train splade_mix configs/splade_scifact.yaml --train_file "$EXP/mined_mix.jsonl"
 evaluate splade_mix --model "$EXP/splade_mix"
+# More negatives per query: random vs BM25 ranks 20-200 at 8 documents per query.
+train splade8_random configs/splade_scifact.yaml --docs_per_query 8
+evaluate splade8_random --model "$EXP/splade8_random"
+train splade8_mined configs/splade_scifact.yaml --docs_per_query 8 --train_file "$EXP/mined_bm25_20.jsonl"
+evaluate splade8_mined --model "$EXP/splade8_mined"
 
 # 6. Distillation on BM25-mined candidates: (a') InfoNCE vs (b') pre-computed ensemble scores.
 train if_mined configs/inference_free_scifact.yaml --idf_path "$EXP/idf_scifact.json" \
