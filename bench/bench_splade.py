@@ -698,6 +698,17 @@ def _encoding_section(enc: dict) -> list[str]:
     return lines
 
 
+
+def _training_row(batch: int, label: str, r: dict, error: str | None = None) -> str:
+    """One row of a training-step table (SPLADE and dense sections share the layout)."""
+    if error is not None:
+        return f"| {batch} | {label} | failed: {error[:200]} | | | | |"
+    peak = f"{r['peak_rss_delta_mb']:.0f}" if "peak_rss_delta_mb" in r else "n/a"
+    return (
+        f"| {batch} | {label} | {r['seconds']:.2f} | {min(r['times']):.2f} | {len(r['times'])} | {peak} | "
+        f"{r['first_step_peak_rss_delta_mb']:.0f} |"
+    )
+
 def _training_section(tr: dict, settings: Settings) -> list[str]:
     lines = [
         f"## 2. Training step: B queries (<= {QUERY_TOKENS} tokens) + B documents padded to {DOC_TOKENS} "
@@ -720,15 +731,9 @@ def _training_section(tr: dict, settings: Settings) -> list[str]:
         row = {s: tr.get(f"{s}/{batch}", {}) for s in SYSTEMS}
         for system, r in row.items():
             if "error" in r:
-                lines.append(
-                    f"| {batch} | {system} | failed: {r['error'].split('DefaultCPUAllocator: ')[-1][:200]} | | | | |"
-                )
+                lines.append(_training_row(batch, system, r, r["error"].split("DefaultCPUAllocator: ")[-1]))
                 continue
-            peak = f"{r['peak_rss_delta_mb']:.0f}" if "peak_rss_delta_mb" in r else "n/a"
-            lines.append(
-                f"| {batch} | {system} | {r['seconds']:.2f} | {min(r['times']):.2f} | {len(r['times'])} | {peak} | "
-                f"{r['first_step_peak_rss_delta_mb']:.0f} |"
-            )
+            lines.append(_training_row(batch, system, r))
         a, b = row["ours"], row["sentence-transformers"]
         if "seconds" in a and "seconds" in b:
             text = (
@@ -882,15 +887,11 @@ def _dense_section(dn: dict) -> list[str]:
         for system, r in row.items():
             label = system.removeprefix("dense-")
             if "error" in r:
-                lines.append(f"| {batch} | {label} | failed: {r['error'][:200]} | | | | |")
+                lines.append(_training_row(batch, label, r, r["error"]))
                 continue
             if not r:
                 continue
-            peak = f"{r['peak_rss_delta_mb']:.0f}" if "peak_rss_delta_mb" in r else "n/a"
-            lines.append(
-                f"| {batch} | {label} | {r['seconds']:.2f} | {min(r['times']):.2f} | {len(r['times'])} | {peak} | "
-                f"{r['first_step_peak_rss_delta_mb']:.0f} |"
-            )
+            lines.append(_training_row(batch, label, r))
         a, b = row["dense-ours"], row["dense-sentence-transformers"]
         if "seconds" in a and "seconds" in b:
             text = (
