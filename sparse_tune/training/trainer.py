@@ -77,9 +77,7 @@ class RetrievalTrainer(Trainer):
         for name, value in terms.items():
             if name != "loss":
                 self._sums[name] += float(value.detach())
-        if getattr(self.model, "kind", None) == "sparse" or getattr(
-            getattr(self.model, "module", None), "kind", None
-        ) == "sparse":
+        if self.model.kind == "sparse":  # Trainer keeps the unwrapped model here (DDP is model_wrapped)
             self._sums["q_nnz"] += float((q.detach() > 0).sum(-1).float().mean())
             self._sums["d_nnz"] += float((d.detach() > 0).sum(-1).float().mean())
         self._count += 1
