@@ -19,9 +19,24 @@ def _encode(model, side):
 
 
 def _same(a, b):
+    """Encodings of one set of weights: equal within fp32 tolerance, not bit for bit.
+
+    The same weights can encode differently in the last bits when the tensors land at other
+    addresses or another CPU runs the GEMMs (AMX / AVX-512 / AVX2, 1 or 2 threads): up to
+    ~5e-7 was seen on an AMD EPYC. The saved weights themselves are checked bit for bit
+    (``_same_weights``), which is what save/load promises.
+    """
     if hasattr(a, "toarray"):
         a, b = a.toarray(), b.toarray()
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _same_weights(a, b):
+    """Every tensor of the state dict is bit-identical after the round trip."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and torch.equal(sa[key], sb[key]), key
 
 
 def test_splade_round_trip(splade_tiny, tmp_path):
@@ -32,6 +47,7 @@ def test_splade_round_trip(splade_tiny, tmp_path):
     assert saved["head"] == "splade" and saved["activation"] == "log1p_relu"
     again = load_model(str(tmp_path / "m"))
     assert again.head_name == "splade"
+    _same_weights(splade_tiny, again)
     _same(_encode(splade_tiny, "document"), _encode(again, "document"))
     _same(_encode(splade_tiny, "query"), _encode(again, "query"))
 
@@ -47,6 +63,8 @@ def test_inference_free_round_trip_with_trained_idf(tmp_path):
     model.save_pretrained(tmp_path / "m")
     again = load_model(str(tmp_path / "m"))
     assert again.head_name == "inference_free"
+    _same_weights(model, again)
+    np.testing.assert_array_equal(q.toarray(), _encode(again, "query").toarray())  # IDF lookup: exact
     _same(q, _encode(again, "query"))
     _same(_encode(model, "document"), _encode(again, "document"))
     row = q[0].toarray().ravel()
@@ -67,7 +85,9 @@ def test_dense_minilm_settings_from_sentence_transformers_folder(tmp_path):
     st = SentenceTransformer(resolve_model_path("minilm-l6"), device="cpu")
     np.testing.assert_allclose(st.encode(TEXTS), emb, atol=1e-5)
     model.save_pretrained(tmp_path / "d")
-    _same(emb, _encode(load_model(str(tmp_path / "d")), "document"))
+    again = load_model(str(tmp_path / "d"))
+    _same_weights(model, again)
+    _same(emb, _encode(again, "document"))
 
 
 def test_inference_free_without_idf_is_a_clear_error():

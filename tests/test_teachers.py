@@ -26,6 +26,30 @@ def test_min_max_normalize_by_hand() -> None:
     assert torch.allclose(min_max_normalize(scores), expected)
 
 
+def test_float_noise_is_not_a_ranking() -> None:
+    # Spans at fp32 noise level (a few ulps, relative to the row's magnitude) count as constant.
+    noisy = torch.tensor(
+        [
+            [1.0, 1.0 + 2.4e-7, 1.0],  # 2 ulps at 1.0
+            [30.0, 30.0, 30.0 - 1.9e-6],  # 1 ulp at 30 (1e-5 relative tolerance = 3e-4)
+            [0.0, 4e-7, 0.0],  # below the absolute floor 1e-6
+        ]
+    )
+    assert torch.equal(min_max_normalize(noisy), torch.zeros(3, 3))
+    # A span just above the tolerance is a real ranking and is scaled as before.
+    real = torch.tensor([[1.0, 1.0 + 2e-5, 1.0 + 1e-5], [0.0, 2e-6, 1e-6]])
+    assert torch.allclose(min_max_normalize(real), torch.tensor([[0.0, 1.0, 0.5], [0.0, 1.0, 0.5]]), atol=1e-2)
+
+
+def test_noise_in_one_teacher_cannot_flip_the_kl_target() -> None:
+    # Teacher a prefers doc 0; teacher b cannot tell the docs apart but wobbles by 3e-7.
+    a = torch.tensor([[0.9, 0.8, 0.1]])
+    for wobble in ([0.5, 0.5 + 3e-7, 0.5], [0.5 + 3e-7, 0.5, 0.5]):
+        combined = combine_teacher_scores([a, torch.tensor([wobble])], [1.0, 1.0], score_scale=30.0)
+        assert torch.equal(combined, combine_teacher_scores([a], [1.0], score_scale=30.0))
+        assert combined.softmax(dim=1).argmax().item() == 0
+
+
 def test_combination_by_hand_including_a_constant_teacher() -> None:
     a = torch.tensor([[1.0, 3.0, 2.0], [4.0, 4.0, 4.0]])  # query 1: a cannot tell the docs apart
     b = torch.tensor([[10.0, 0.0, 5.0], [0.0, 2.0, 1.0]])
@@ -111,6 +135,27 @@ def test_identical_candidates_score_zero(ensemble: TeacherEnsemble) -> None:
     same = [DOCS[0][0]] * 3
     scores = ensemble.score(QUERIES[:1], [same])
     assert torch.equal(scores, torch.zeros(1, 3))
+
+
+def test_each_distinct_text_is_encoded_once_and_repeats_score_identically(
+    ensemble: TeacherEnsemble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, list[str]]] = []
+    encode = ensemble._encode
+
+    def recording(model, texts, side):
+        seen.append((side, list(texts)))
+        return encode(model, texts, side)
+
+    monkeypatch.setattr(ensemble, "_encode", recording)
+    docs = [[DOCS[0][0], DOCS[0][1], DOCS[0][0]], [DOCS[0][1], DOCS[1][0], DOCS[0][0]]]
+    raw = ensemble.teacher_scores([QUERIES[0], QUERIES[0]], docs)
+    # per teacher: the one distinct query, then the three distinct documents in first-seen order
+    expected = [("query", [QUERIES[0]]), ("document", [DOCS[0][0], DOCS[0][1], DOCS[1][0]])]
+    assert seen == expected * 2
+    for scores in raw:  # the same (query, doc) pair gets bit-identical scores wherever it occurs
+        assert scores[0, 0] == scores[0, 2] == scores[1, 2]
+        assert scores[0, 1] == scores[1, 0]
 
 
 def test_bf16_autocast_keeps_the_ranking(ensemble: TeacherEnsemble) -> None:

@@ -13,7 +13,12 @@ Combination (also used by ``sparse-tune score``, so pre-computed and live scores
    candidates all get the same score from a teacher gets all zeros from it: a teacher that
    cannot tell the candidates apart contributes nothing to the ranking. (KL and MarginMSE
    are invariant to a per-query constant, so any constant would train identically; zero
-   keeps the combined value's meaning "how much weight ranks this doc first".)
+   keeps the combined value's meaning "how much weight ranks this doc first".) "The same"
+   allows for float noise: a row whose span is at most ``SPAN_RTOL`` x its largest
+   magnitude (or ``SPAN_ATOL``) counts as constant. Without that tolerance, min-max would
+   stretch a 1e-7 kernel wobble into the full [0, 1] range and flip the KL target's top
+   document on a different CPU. Identical texts cannot wobble at all: each distinct text of
+   a batch is encoded once and its representation reused (``teacher_scores``).
 3. the normalised scores are summed with the teachers' weights (not renormalised), then
    multiplied by ``score_scale``, which sets the sharpness of the KL target
    (softmax(score_scale * combined / T)) and the margins' scale for MarginMSE.
@@ -39,14 +44,27 @@ from sparse_tune.models.retriever import Retriever
 __all__ = ["TeacherConfig", "TeacherEnsemble", "combine_teacher_scores", "load_teacher", "min_max_normalize"]
 
 
+# A row's span at or below max(SPAN_RTOL * max|score|, SPAN_ATOL) is float noise, not a ranking:
+# fp32 dot products over a few hundred dimensions differ between CPU kernels (AMX / AVX-512 /
+# AVX2, 1 or 2 threads) by a few 1e-7 relative; a teacher distinction below 1e-5 relative
+# carries no information worth a KL target.
+SPAN_RTOL = 1e-5
+SPAN_ATOL = 1e-6
+
+
 def min_max_normalize(scores: torch.Tensor) -> torch.Tensor:
-    """Per-row (per-query) min-max scaling of (batch, group) scores to [0, 1]; constant rows -> 0."""
+    """Per-row (per-query) min-max scaling of (batch, group) scores to [0, 1].
+
+    Rows that are constant up to float noise (span <= max(SPAN_RTOL * max|row|, SPAN_ATOL))
+    map to all zeros, so noise is never stretched into a ranking.
+    """
     if scores.dim() != 2:
         raise ValueError(f"expected (batch, group) scores, got shape {tuple(scores.shape)}")
     lo = scores.min(dim=1, keepdim=True).values  # (batch, 1)
     span = scores.max(dim=1, keepdim=True).values - lo  # (batch, 1)
-    # Constant rows: numerator is 0, so any positive denominator gives 0.
-    return (scores - lo) / torch.where(span > 0, span, torch.ones_like(span))
+    tol = (SPAN_RTOL * scores.abs().amax(dim=1, keepdim=True)).clamp_min(SPAN_ATOL)  # (batch, 1)
+    real = span > tol
+    return torch.where(real, (scores - lo) / torch.where(real, span, torch.ones_like(span)), 0.0)
 
 
 def combine_teacher_scores(
@@ -137,15 +155,25 @@ class TeacherEnsemble:
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
     def teacher_scores(self, query_texts: list[str], doc_texts: list[list[str]]) -> list[torch.Tensor]:
-        """Each teacher's raw dot-product scores, one (batch, group) tensor per teacher."""
+        """Each teacher's raw dot-product scores, one (batch, group) tensor per teacher.
+
+        Each distinct query and document text is encoded once per call, and each distinct
+        (query, document) pair is scored once and its score reused wherever the pair
+        occurs, so identical texts score identically by construction (and repeated
+        candidates cost nothing).
+        """
         b, g = _check_texts(query_texts, doc_texts)
-        flat_docs = [d for docs in doc_texts for d in docs]
+        uq, q_index = _distinct(query_texts)
+        ud, d_index = _distinct([d for docs in doc_texts for d in docs])
+        rows = torch.tensor(q_index, device=self.device).unsqueeze(1)  # (batch, 1)
+        cols = torch.tensor(d_index, device=self.device).view(b, g)  # (batch, group)
         out = []
         with torch.inference_mode(), self._autocast():
             for model in self.models:
-                q = self._encode(model, query_texts, "query")  # (batch, dim)
-                d = self._encode(model, flat_docs, "document").view(b, g, -1)  # (batch, group, dim)
-                out.append(torch.einsum("bd,bgd->bg", q, d))  # (batch, group)
+                q = self._encode(model, uq, "query")  # (distinct queries, dim)
+                d = self._encode(model, ud, "document")  # (distinct docs, dim)
+                # Every (query, doc) pair's score is computed once, then gathered.
+                out.append((q @ d.T).float()[rows, cols])  # (batch, group)
         return out
 
     def score(self, query_texts: list[str], doc_texts: list[list[str]]) -> torch.Tensor:
@@ -156,6 +184,13 @@ class TeacherEnsemble:
         # A clone made outside inference mode is an ordinary tensor, which autograd may save
         # for the loss's backward (inference tensors may not be).
         return combined.clone()
+
+
+def _distinct(texts: list[str]) -> tuple[list[str], list[int]]:
+    """The distinct texts in first-seen order, and each input's position among them."""
+    position: dict[str, int] = {}
+    index = [position.setdefault(t, len(position)) for t in texts]
+    return list(position), index
 
 
 def _check_texts(query_texts: list[str], doc_texts: list[list[str]]) -> tuple[int, int]:
