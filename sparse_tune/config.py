@@ -91,17 +91,33 @@ class DataConfig:
             raise ConfigError(f"max_examples must be >= 1, got {self.max_examples}")
 
 
+TEACHER_TYPES = ("dense", "sparse", "cross_encoder")
+#: OpenSearch's reference distillation recipe scales per-query min-max teacher scores by 30: the
+#: best candidate then leads a 0-score one by e^30 in the KL target, a sharp but not one-hot
+#: distribution. At 1.0 the targets are nearly uniform and carry almost no ranking.
+DEFAULT_SCORE_SCALE = 30.0
+
+
 @dataclass
 class TeacherConfig:
-    """One live teacher: ``{type: dense|sparse, model: name-or-path, weight: w}``."""
+    """One live teacher: ``{type: dense|sparse|cross_encoder, model: name-or-path, weight: w}``.
 
-    type: Literal["dense", "sparse"]
+    ``dense`` and ``sparse`` teachers are bi-encoders (any checkpoint ``load_model`` reads);
+    ``cross_encoder`` is an ``AutoModelForSequenceClassification`` reranker that reads each
+    (query, document) pair together.
+    """
+
+    type: Literal["dense", "sparse", "cross_encoder"]
     model: str
     weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.type not in ("dense", "sparse"):
-            raise ConfigError(f"teacher type must be 'dense' or 'sparse', got {self.type!r}")
+        if self.type not in TEACHER_TYPES:
+            raise ConfigError(
+                f"unknown teacher type {self.type!r}: expected one of {', '.join(TEACHER_TYPES)}"
+            )
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"teacher model must be a non-empty name or path, got {self.model!r}")
         if not math.isfinite(self.weight) or self.weight < 0:
             raise ConfigError(f"teacher weight must be a finite number >= 0, got {self.weight}")
 
@@ -123,9 +139,12 @@ class LossConfig:
         default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
     )
     teachers: list = field(
-        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse, model: ..., weight: ...}]."}
+        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse|cross_encoder, model: ..., weight: ...}]."}
     )
-    score_scale: float = field(default=1.0, metadata={"help": "Scale of the combined live-teacher scores."})
+    score_scale: float = field(
+        default=DEFAULT_SCORE_SCALE,
+        metadata={"help": "Scale of the combined per-query min-max teacher scores (KL target sharpness)."},
+    )
 
     def __post_init__(self) -> None:
         for name in ("flops_doc_weight", "flops_query_weight"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -193,9 +192,10 @@ def test_parse_teacher_spec() -> None:
     assert parse_teacher("sparse:C:/models/x:2") == TeacherConfig(
         type="sparse", model="C:/models/x", weight=2.0
     )
-    with pytest.raises(argparse.ArgumentTypeError, match="expected type:model"):
+    assert parse_teacher("cross_encoder:org/reranker:2").type == "cross_encoder"
+    with pytest.raises(ValueError, match="expected type:model"):
         parse_teacher("minilm-l6")
-    with pytest.raises(argparse.ArgumentTypeError, match="dense"):
+    with pytest.raises(ValueError, match="dense, sparse, cross_encoder"):
         parse_teacher("cross:some-model:1")
 
 

@@ -38,8 +38,9 @@ from contextlib import nullcontext
 
 import torch
 
-from sparse_tune.config import TeacherConfig
+from sparse_tune.config import DEFAULT_SCORE_SCALE, TeacherConfig
 from sparse_tune.models.retriever import Retriever
+from sparse_tune.training.cross_encoder import CrossEncoderTeacher
 
 __all__ = ["TeacherConfig", "TeacherEnsemble", "combine_teacher_scores", "load_teacher", "min_max_normalize"]
 
@@ -89,14 +90,24 @@ def load_teacher(
     device: torch.device,
     max_query_length: int | None = None,
     max_doc_length: int | None = None,
-) -> Retriever:
-    """A frozen retriever in eval mode on ``device``; its kind must match ``config.type``."""
+) -> Retriever | CrossEncoderTeacher:
+    """A frozen teacher in eval mode on ``device``; its kind must match ``config.type``.
+
+    A checkpoint that cannot be read (no such folder, not on the hub, no network) raises
+    ValueError naming the teacher, so the CLI reports it in one line.
+    """
     from sparse_tune.models.io import load_model
 
-    overrides: dict[str, object] = {"max_query_length": max_query_length, "max_doc_length": max_doc_length}
-    if config.type == "dense":
-        overrides["head"] = "dense"  # a dense teacher may be any AutoModel checkpoint
-    model = load_model(config.model, **overrides)
+    try:
+        if config.type == "cross_encoder":
+            length = (max_query_length or 0) + (max_doc_length or 0) or None
+            return CrossEncoderTeacher(config.model, device, max_length=length)
+        overrides: dict[str, object] = {"max_query_length": max_query_length, "max_doc_length": max_doc_length}
+        if config.type == "dense":
+            overrides["head"] = "dense"  # a dense teacher may be any AutoModel checkpoint
+        model = load_model(config.model, **overrides)
+    except OSError as exc:  # transformers' "not a local folder and not a valid hub id" and friends
+        raise ValueError(f"{config.type} teacher '{config.model}' cannot be loaded: {exc}") from exc
     if model.kind != config.type:
         raise ValueError(
             f"teacher '{config.model}' was declared {config.type} but loads as a {model.kind} "
@@ -116,7 +127,7 @@ class TeacherEnsemble:
     def __init__(
         self,
         teachers: Sequence[TeacherConfig | dict],
-        score_scale: float = 1.0,
+        score_scale: float = DEFAULT_SCORE_SCALE,
         device: str | torch.device | None = None,
         bf16: bool = False,
         batch_size: int = 64,
@@ -126,6 +137,10 @@ class TeacherEnsemble:
         configs = [t if isinstance(t, TeacherConfig) else TeacherConfig(**t) for t in teachers]
         if not configs:
             raise ValueError("a teacher ensemble needs at least one teacher")
+        if not sum(c.weight for c in configs) > 0:
+            raise ValueError(
+                f"teacher weights must sum to a positive number, got {[c.weight for c in configs]}"
+            )
         if not score_scale > 0:
             raise ValueError(f"score_scale must be > 0, got {score_scale}")
         if batch_size < 1:
@@ -151,11 +166,26 @@ class TeacherEnsemble:
             out.append(encode(features).float())  # (chunk, dim)
         return torch.cat(out)
 
+    def _cross_scores(
+        self, model: CrossEncoderTeacher, uq: list[str], ud: list[str], rows: torch.Tensor, cols: torch.Tensor
+    ) -> torch.Tensor:
+        """(batch, group) cross-encoder scores; each distinct (query, doc) pair is scored once."""
+        n_docs = len(ud)
+        keys = rows * n_docs + cols  # (batch, group): one integer per (query, doc) pair
+        distinct, inverse = torch.unique(keys, return_inverse=True)  # (pairs,), (batch, group)
+        pairs = distinct.tolist()
+        scores = model.score_pairs(
+            [uq[k // n_docs] for k in pairs], [ud[k % n_docs] for k in pairs], self.batch_size
+        )  # (pairs,)
+        return scores[inverse]
+
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
     def teacher_scores(self, query_texts: list[str], doc_texts: list[list[str]]) -> list[torch.Tensor]:
-        """Each teacher's raw dot-product scores, one (batch, group) tensor per teacher.
+        """Each teacher's raw scores, one (batch, group) tensor per teacher.
+
+        Bi-encoders score by dot product; cross-encoders read each (query, document) pair.
 
         Each distinct query and document text is encoded once per call, and each distinct
         (query, document) pair is scored once and its score reused wherever the pair
@@ -170,6 +200,9 @@ class TeacherEnsemble:
         out = []
         with torch.inference_mode(), self._autocast():
             for model in self.models:
+                if isinstance(model, CrossEncoderTeacher):
+                    out.append(self._cross_scores(model, uq, ud, rows.expand(b, g), cols))
+                    continue
                 q = self._encode(model, uq, "query")  # (distinct queries, dim)
                 d = self._encode(model, ud, "document")  # (distinct docs, dim)
                 # Every (query, doc) pair's score is computed once, then gathered.
