@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparse_tune.cli.sparse_search_args import add_ann_args, add_prune_args, ann_options, approximate
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate one or several models on a BEIR split")
@@ -27,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     p.add_argument("--no-plot", action="store_true")
     add_opensearch_args(p)
+    add_prune_args(p)
+    add_ann_args(p)
     p.set_defaults(func=run)
 
 
@@ -54,6 +58,7 @@ def backend_options(args: argparse.Namespace) -> dict:
     }
     if args.insecure:
         opts["verify_certs"] = False
+    opts.update(ann_options(args))
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -69,12 +74,16 @@ def run(args: argparse.Namespace) -> int:
     corpus, queries, qrels = load_beir(args.dataset, args.split)
     if args.max_queries:
         qrels = dict(list(qrels.items())[: args.max_queries])
+    if args.backend != "opensearch" and ann_options(args):
+        raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
     backend = get_backend(args.backend, **backend_options(args))
     settings = EvalSettings(
         top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
         reindex=args.reindex,
         cache_dir=None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded")),
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
+        doc_prune_type=args.prune_type, doc_prune_ratio=args.prune_ratio,
+        compare_exact=args.compare_exact or approximate(args),
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
     results = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sparse_tune.cli.sparse_search_args import add_ann_args, add_prune_args, ann_options
+
 
 def add_parser(subparsers) -> None:
     """Register the ``export`` verb."""
@@ -34,6 +36,8 @@ def add_parser(subparsers) -> None:
     os_group.add_argument("--index", default="sparse-index", help="index name in the bodies")
     os_group.add_argument("--text-field", default="passage_text")
     os_group.add_argument("--embedding-field", default="passage_embedding")
+    add_prune_args(p, "documents in the exported ingest pipeline")
+    add_ann_args(p)
     p.set_defaults(func=run)
 
 
@@ -48,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
             "index": args.index,
             "text_field": args.text_field,
             "embedding_field": args.embedding_field,
+            "prune_type": args.prune_type,
+            "prune_ratio": args.prune_ratio,
+            "ann": {k: v for k, v in ann_options(args).items() if k.startswith(("seismic_", "ann_"))},
+            "two_phase": {k: v for k, v in ann_options(args).items() if k.startswith("two_phase_")},
         }
     elif args.url_base is not None:
         raise ValueError("--url-base only applies to --format opensearch")

@@ -38,6 +38,17 @@ class EvalSettings:
     progress: bool = True
     model_overrides: dict = field(default_factory=dict)  # ModelConfig fields applied to every model
     search_batch: int = 1  # queries per backend call: 1 times each query on its own (true per-query latency)
+    # Document pruning before indexing, as OpenSearch's sparse_encoding processor does (index/pruning.py).
+    doc_prune_type: str = "none"
+    doc_prune_ratio: float | None = None
+    # Also search the same encodings exactly in memory and report recall@10/100 of the backend's run
+    # against it (for approximate search: SEISMIC, two-phase).
+    compare_exact: bool = False
+
+    def __post_init__(self) -> None:
+        from sparse_tune.index.pruning import validate_prune
+
+        validate_prune(self.doc_prune_type, self.doc_prune_ratio)
 
 
 def save_encoded(path: Path, enc: Encoded) -> None:
@@ -82,6 +93,19 @@ def _model_fingerprint(name: str) -> str:
     return fingerprint_path(path) if path.exists() else name
 
 
+def _recall_vs_exact(run: dict, docs: Encoded, queries: Encoded, top_k: int) -> dict[str, float]:
+    """Recall@10 / @100 of ``run`` against exact in-memory search of the same vectors."""
+    from sparse_tune.evaluation.metrics import recall_vs_exact
+    from sparse_tune.index.embedded import EmbeddedBackend
+
+    exact = EmbeddedBackend()
+    exact.create("exact", docs.kind)
+    exact.add("exact", docs)
+    exact.finalize("exact")
+    exact_run = exact.search("exact", queries, top_k)
+    return {f"recall@{k}_vs_exact": recall_vs_exact(run, exact_run, k) for k in (10, 100) if k <= top_k}
+
+
 def evaluate_model(
     model_name: str,
     corpus: Corpus,
@@ -102,6 +126,13 @@ def evaluate_model(
     # weights share their document encodings and index.
     doc_side = {k: v for k, v in model.settings().items() if k not in ("head", "max_query_length")}
     enc_settings = {"doc_top_k": settings.doc_top_k, "bf16": settings.bf16, "kind": model.kind, **doc_side}
+    index_settings = dict(enc_settings)
+    if settings.doc_prune_type != "none":
+        index_settings["prune"] = [settings.doc_prune_type, settings.doc_prune_ratio]
+    index_layout = getattr(backend, "index_layout", None)  # OpenSearch: SEISMIC / token-id layouts
+    if index_layout is not None and index_layout() is not None:
+        index_settings["layout"] = index_layout()
+    index = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, index_settings)
     name = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, enc_settings)
 
     # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.
@@ -129,19 +160,25 @@ def evaluate_model(
         model, qids, [queries[q] for q in qids], "query", settings.query_batch_size, None, False, settings.progress
     )
 
-    # 3. Index (reuse when complete), then search in batches to time the backend per query.
-    if settings.reindex or not backend.exists(name):
+    # 3. Prune documents as the ingest processor would (the cache keeps them unpruned), index
+    #    (reuse when complete), then search in batches to time the backend per query.
+    if settings.doc_prune_type != "none" and docs.kind == "sparse":
+        from sparse_tune.index.pruning import prune_matrix
+
+        docs = Encoded(docs.ids, prune_matrix(docs.matrix, settings.doc_prune_type, settings.doc_prune_ratio),
+                       docs.kind, docs.vocab)
+    if settings.reindex or not backend.exists(index):
         dim = docs.matrix.shape[1]
-        backend.create(name, docs.kind, dim=dim)
-        backend.add(name, docs)
-        backend.finalize(name)
+        backend.create(index, docs.kind, dim=dim)
+        backend.add(index, docs)
+        backend.finalize(index)
     run: dict = {}
     per_query_ms: list[float] = []
     for start in range(0, len(qids), settings.search_batch):
         chunk = Encoded(qids[start : start + settings.search_batch], q_enc.matrix[start : start + settings.search_batch],
                         q_enc.kind, q_enc.vocab)
         t = time.perf_counter()
-        run.update(backend.search(name, chunk, settings.top_k))
+        run.update(backend.search(index, chunk, settings.top_k))
         per_query_ms.extend([(time.perf_counter() - t) * 1000 / len(chunk.ids)] * len(chunk.ids))
 
     # 4. Metrics, sparsity and cost.
@@ -151,7 +188,10 @@ def evaluate_model(
     metrics["flops"] = flops_estimate(q_enc, docs)
     metrics["latency_p50_ms"] = float(np.percentile(per_query_ms, 50)) if per_query_ms else 0.0
     metrics["latency_p95_ms"] = float(np.percentile(per_query_ms, 95)) if per_query_ms else 0.0
-    metrics["index_size_bytes"] = float(backend.stats(name).get("size_bytes", 0.0))
+    metrics["index_size_bytes"] = float(backend.stats(index).get("size_bytes", 0.0))
+    metrics["doc_nnz_total"] = float(docs.matrix.nnz) if docs.kind == "sparse" else float(docs.matrix.size)
+    if settings.compare_exact:
+        metrics.update(_recall_vs_exact(run, docs, q_enc, settings.top_k))
     metrics["encode_seconds"] = encode_seconds
     metrics["num_queries"] = float(len(qids))
     metrics["num_docs"] = float(len(docs.ids))

@@ -40,3 +40,17 @@ def evaluate_run(qrels: Qrels, run: Run, ignore_identical_ids: bool = True) -> d
         "MRR@10": mean([rr.get(q, {}).get("recip_rank", 0.0) for q in judged]),
         "Recall@100": mean([per_query.get(q, {}).get("recall_100", 0.0) for q in judged]),
     }
+
+
+def recall_vs_exact(run: Run, exact: Run, k: int) -> float:
+    """Mean over queries of ``|top-k(run) & top-k(exact)| / |top-k(exact)|``: how much of the exact answer an ANN keeps.
+
+    This is the recall figure approximate search is tuned on (OpenSearch reports SEISMIC and
+    two-phase speed-ups "at >= 90% recall" in this sense); it needs no relevance judgements.
+    Queries whose exact run is empty are skipped; ties are cut by document id, as in :func:`_top`.
+    """
+    exact_top, run_top = _top(exact, k), _top(run, k)
+    values = [
+        len(set(run_top.get(q, {})) & set(docs)) / len(docs) for q, docs in exact_top.items() if docs
+    ]
+    return float(np.mean(values)) if values else 0.0

@@ -9,6 +9,9 @@ from sparse_tune.models.io import atomic_write_text
 from sparse_tune.types import EvalResult
 
 TABLE_COLUMNS = ("nDCG@10", "MRR@10", "Recall@100", "doc_nnz", "query_nnz", "flops", "latency_p50_ms")
+#: Shown only when some result has them (approximate search evaluated with compare_exact).
+OPTIONAL_COLUMNS = ("latency_p95_ms", "recall@10_vs_exact", "recall@100_vs_exact")
+_FRACTIONS = ("nDCG@10", "MRR@10", "Recall@100", "recall@10_vs_exact", "recall@100_vs_exact")
 
 
 def write_results(results: list[EvalResult], output_dir: str | Path, extra: dict | None = None) -> Path:
@@ -26,13 +29,15 @@ def write_results(results: list[EvalResult], output_dir: str | Path, extra: dict
 
 def format_table(results: list[EvalResult]) -> str:
     name_w = max([len("model")] + [len(r.model) for r in results])
-    header = f"{'model':<{name_w}}  " + "  ".join(f"{c:>14}" for c in TABLE_COLUMNS)
+    approx = any("recall@10_vs_exact" in r.metrics for r in results)
+    columns = TABLE_COLUMNS + (OPTIONAL_COLUMNS if approx else ())
+    header = f"{'model':<{name_w}}  " + "  ".join(f"{c:>14}" for c in columns)
     lines = [header, "-" * len(header)]
     for r in results:
         cells = []
-        for c in TABLE_COLUMNS:
-            v = r.metrics.get(c)
-            cells.append(f"{v:>14.4f}" if c in ("nDCG@10", "MRR@10", "Recall@100") else f"{v:>14.1f}")
+        for c in columns:
+            v = r.metrics.get(c, float("nan"))
+            cells.append(f"{v:>14.4f}" if c in _FRACTIONS else f"{v:>14.1f}")
         lines.append(f"{r.model:<{name_w}}  " + "  ".join(cells))
     return "\n".join(lines)
 

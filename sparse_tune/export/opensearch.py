@@ -25,12 +25,15 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sparse_tune.index.opensearch_ann import ann_query, seismic_field, two_phase_processor
+from sparse_tune.index.opensearch_config import OpenSearchConfig
+from sparse_tune.index.pruning import validate_prune
 from sparse_tune.models.io import atomic_write_text
 from sparse_tune.models.retriever import Retriever
 
@@ -59,6 +62,26 @@ class OpenSearchNames:
     text_field: str = "passage_text"
     embedding_field: str = "passage_embedding"
     url_base: str | None = None
+    #: ``prune_type`` / ``prune_ratio`` of the ingest processor (index/pruning.py semantics).
+    prune_type: str = "none"
+    prune_ratio: float | None = None
+    #: OpenSearchConfig ``seismic_*`` / ``ann_*`` options for the ANN index and query bodies.
+    ann: dict[str, Any] = field(default_factory=dict)
+    #: OpenSearchConfig ``two_phase_*`` options for the two-phase search pipeline.
+    two_phase: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_prune(self.prune_type, self.prune_ratio)
+        self.ann_config()  # fail at once on a bad option
+        self.two_phase_config()
+
+    def ann_config(self) -> OpenSearchConfig:
+        return OpenSearchConfig(sparse_index="seismic", check_connection=False, **self.ann)
+
+    def two_phase_config(self) -> OpenSearchConfig:
+        return OpenSearchConfig(
+            sparse_query="neural_sparse", two_phase=True, check_connection=False, **self.two_phase
+        )
 
     @property
     def ingest_pipeline(self) -> str:
@@ -152,16 +175,16 @@ def chunked_register_body(register: dict) -> dict:
 
 
 def ingest_pipeline_body(names: OpenSearchNames) -> dict:
+    processor: dict[str, Any] = {
+        "model_id": DOC_MODEL_ID,
+        "field_map": {names.text_field: names.embedding_field},
+    }
+    if names.prune_type != "none":
+        processor["prune_type"] = names.prune_type
+        processor["prune_ratio"] = names.prune_ratio
     return {
         "description": f"{names.model_name}: sparse-encode {names.text_field} into {names.embedding_field}",
-        "processors": [
-            {
-                "sparse_encoding": {
-                    "model_id": DOC_MODEL_ID,
-                    "field_map": {names.text_field: names.embedding_field},
-                }
-            }
-        ],
+        "processors": [{"sparse_encoding": processor}],
     }
 
 
@@ -169,20 +192,7 @@ def search_pipeline_body(names: OpenSearchNames) -> dict:
     """Two-phase search: score with the high-weight query tokens first, rescore the top window fully."""
     return {
         "description": f"{names.model_name}: two-phase neural sparse search",
-        "request_processors": [
-            {
-                "neural_sparse_two_phase_processor": {
-                    "tag": "neural-sparse-two-phase",
-                    "description": "prune low-weight query tokens in phase one, rescore with all tokens",
-                    "enabled": True,
-                    "two_phase_parameter": {
-                        "prune_ratio": 0.4,
-                        "expansion_rate": 5.0,
-                        "max_window_size": 10000,
-                    },
-                }
-            }
-        ],
+        "request_processors": [two_phase_processor(names.two_phase_config())],
     }
 
 
@@ -204,6 +214,23 @@ def index_body(names: OpenSearchNames) -> dict:
     }
 
 
+def ann_index_body(names: OpenSearchNames) -> dict:
+    """OpenSearch 3.3+ ANN index: ``index.sparse`` and a SEISMIC ``sparse_vector`` field (token-id keys).
+
+    No two-phase default search pipeline: OpenSearch documents that ANN queries must not run under one.
+    """
+    return {
+        "settings": {"index": {"sparse": True, "default_pipeline": names.ingest_pipeline}},
+        "mappings": {
+            "properties": {
+                "id": {"type": "keyword"},
+                names.text_field: {"type": "text"},
+                names.embedding_field: seismic_field(names.ann_config()),
+            }
+        },
+    }
+
+
 def query_body(names: OpenSearchNames, model_id: str, text: str = "what is a sparse retriever?") -> dict:
     """``neural_sparse`` with ``query_text``: the cluster encodes the query with ``model_id``."""
     return {"query": {"neural_sparse": {names.embedding_field: {"query_text": text, "model_id": model_id}}}}
@@ -212,6 +239,12 @@ def query_body(names: OpenSearchNames, model_id: str, text: str = "what is a spa
 def query_tokens_body(names: OpenSearchNames, tokens: dict[str, float]) -> dict:
     """The same query with the vector computed client-side (no ml-commons model needed on the cluster)."""
     return {"query": {"neural_sparse": {names.embedding_field: {"query_tokens": tokens}}}}
+
+
+def query_tokens_ann_body(names: OpenSearchNames, token_ids: dict[str, float], k: int = 10) -> dict:
+    """ANN query with a client-side vector: token-id ``query_tokens`` and ``method_parameters``."""
+    body = ann_query(token_ids, k, names.ann_config(), field=names.embedding_field)
+    return {"size": body["size"], "query": body["query"]}
 
 
 # -- the bundle ------------------------------------------------------------------------------------
@@ -307,6 +340,9 @@ def export_opensearch(
         vec = model.encode_query(model.tokenize([sample], "query"))[0].float().cpu()  # (vocab,)
     nz = torch.nonzero(vec > 0).flatten().tolist()
     bodies["query_tokens.json"] = query_tokens_body(names, {model.vocab[i]: float(vec[i]) for i in nz})
+    # 4. the OpenSearch 3.3+ ANN variant: a SEISMIC sparse_vector index keyed by token id
+    bodies["index_ann.json"] = ann_index_body(names)
+    bodies["query_tokens_ann.json"] = query_tokens_ann_body(names, {str(i): float(vec[i]) for i in nz})
 
     paths = {}
     for name, body in bodies.items():
@@ -410,6 +446,19 @@ def rest_readme(
         "```",
         "or, with the query vector computed outside the cluster, `<query_tokens.json>`.",
         "",
+        "## 5. OpenSearch 3.3+: approximate (SEISMIC) index instead",
+        "```",
+        f"PUT /{names.index}-ann",
+        "<index_ann.json>                               # index.sparse: true, sparse_vector + seismic method",
+        f"GET /{names.index}-ann/_search",
+        "<query_tokens_ann.json>                        # token-id query_tokens + method_parameters {k, top_n, "
+        "heap_factor}",
+        "```",
+        "`sparse_vector` keys are vocabulary ids (`sparse_embedding_format: TOKEN_ID`); the ANN index has no "
+        "two-phase search pipeline, since OpenSearch documents that ANN queries must not run under one. "
+        "`sparse-tune evaluate --backend opensearch --sparse-index seismic` measures recall against exact "
+        "scoring and latency before you switch.",
+        "",
         "## Notes",
         '- The TorchScript module returns the raw `(batch, vocab)` vector as `{"output": tensor}` '
         "(opensearch-py-ml's `NeuralSparseModel` convention); ml-commons maps non-zero entries to tokens and drops "
@@ -419,9 +468,15 @@ def rest_readme(
         "- Documents indexed by the ingest pipeline store raw tokens as `rank_features` keys, which is what "
         "`neural_sparse` queries match. sparse_tune's own `OpenSearchBackend` escapes `.` and `%` in feature names "
         "(for its `rank_feature` queries), so do not mix documents from the two paths in one index.",
-        "- Vectors are not pruned (no `prune_type` in the ingest processor), so the index holds exactly the "
-        'weights sparse_tune evaluates with; add `"prune_type": "max_ratio", "prune_ratio": 0.1` to '
-        "trade recall for index size.",
+        (
+            f"- The ingest processor prunes documents with `prune_type: {names.prune_type}`, `prune_ratio: "
+            f"{names.prune_ratio}`; `sparse-tune evaluate --prune-type {names.prune_type} --prune-ratio "
+            f"{names.prune_ratio}` measures the same pruning offline (same semantics as neural-search's PruneUtils)."
+            if names.prune_type != "none"
+            else "- Vectors are not pruned (no `prune_type` in the ingest processor), so the index holds exactly the "
+            "weights sparse_tune evaluates with; export with `--prune-type`/`--prune-ratio` to trade recall for "
+            "index size (measure first with `sparse-tune evaluate --prune-type ...`)."
+        ),
         "- Where these calls were checked: sparse_tune's tests (tests/test_export.py) reload the TorchScript "
         "file and the tokenizer zip and compare them with the eager model, and send `index.json` to "
         "osmem-server (an OpenSearch-compatible test server), which accepts it. osmem does not implement "

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from sparse_tune.index.opensearch_ann import feature_encoding, layout, sparse_index_body, sparse_search_body
 from sparse_tune.index.opensearch_bulk import RetryPolicy, bulk_index, is_retryable_status, with_retries
 from sparse_tune.index.opensearch_config import OpenSearchConfig, OpenSearchUnavailableError
 from sparse_tune.index.opensearch_mappings import (
@@ -31,7 +32,6 @@ from sparse_tune.index.opensearch_mappings import (
     META_KEY,
     SPARSE_FIELD,
     TEXT_FIELD,
-    index_body,
 )
 from sparse_tune.index.opensearch_queries import (
     OpenSearchQueryError,
@@ -39,7 +39,6 @@ from sparse_tune.index.opensearch_queries import (
     innerproduct_score_to_dot,
     knn_query,
     match_query,
-    sparse_query,
     sparse_row_tokens,
 )
 from sparse_tune.types import Encoded, Kind, Run
@@ -49,6 +48,10 @@ logger = logging.getLogger(__name__)
 _NEURAL_HINT = (
     "The neural_sparse query needs OpenSearch's neural-search plugin; "
     "use sparse_query='rank_feature' (portable, exact dot products) on servers without it"
+)
+_ANN_HINT = (
+    "sparse_index='seismic' needs OpenSearch 3.3+ with the neural-search plugin (sparse_vector field, "
+    "neural_sparse method_parameters); use sparse_index='rank_features' on older or compatible servers"
 )
 _KNN_HINT = "k-NN queries need OpenSearch's k-NN plugin (bundled with the official distribution)"
 
@@ -158,7 +161,10 @@ class OpenSearchBackend:
         meta = self._meta(index)
         if not meta.get("complete"):
             return False
-        if meta.get("kind") == "sparse" and meta.get("feature_encoding") != FEATURE_ENCODING:
+        if meta.get("kind") == "sparse" and (
+            meta.get("feature_encoding") != (feature_encoding(self.config) or FEATURE_ENCODING)
+            or meta.get("layout") != layout(self.config)
+        ):
             return False
         count = self._call("count", lambda: self.client.count(index=index))["count"]
         return int(count) == int(meta.get("doc_count", -1))
@@ -170,10 +176,22 @@ class OpenSearchBackend:
             "kind": kind,
             "dim": int(dim) if dim else None,
             "with_text": bool(with_text),
-            "feature_encoding": FEATURE_ENCODING,
+            "feature_encoding": (kind == "sparse" and feature_encoding(self.config)) or FEATURE_ENCODING,
         }
-        body = index_body(kind, dim, with_text, self.config.shards, self.config.replicas, meta=meta)
-        self._call("create index", lambda: self.client.indices.create(index=index, body=body))
+        if kind == "sparse" and layout(self.config) is not None:
+            meta["layout"] = layout(self.config)  # SEISMIC / token-id index: never reused as an exact one
+        body = sparse_index_body(self.config, kind, dim, with_text, meta)
+        from opensearchpy.exceptions import RequestError
+
+        try:
+            self._call("create index", lambda: self.client.indices.create(index=index, body=body))
+        except RequestError as exc:
+            if kind != "sparse" or self.config.sparse_index != "seismic":
+                raise
+            raise OpenSearchQueryError(
+                f"OpenSearch at {self.config.display_url} rejected the SEISMIC sparse_vector index '{index}' "
+                f"(HTTP {exc.status_code}): {self.config.redact(str(exc))}. {_ANN_HINT}"
+            ) from None
 
     def delete(self, index: str) -> None:
         from opensearchpy.exceptions import NotFoundError
@@ -226,10 +244,11 @@ class OpenSearchBackend:
             raise ValueError("sparse documents need Encoded.vocab (token strings name the rank_features)")
         m = sp.csr_matrix(docs.matrix)  # (n_docs, vocab)
         vocab = docs.vocab
+        token_ids = self.config.token_ids
 
         def source(row: int) -> dict[str, Any]:
             lo, hi = m.indptr[row], m.indptr[row + 1]
-            tokens, _ = sparse_row_tokens(m.indices[lo:hi], m.data[lo:hi], vocab)
+            tokens, _ = sparse_row_tokens(m.indices[lo:hi], m.data[lo:hi], vocab, token_ids=token_ids)
             return {SPARSE_FIELD: tokens}
 
         return source
@@ -274,7 +293,13 @@ class OpenSearchBackend:
         bodies = []
         for i, qid in enumerate(queries.ids):
             lo, hi = m.indptr[i], m.indptr[i + 1]
-            tokens, pruned = sparse_row_tokens(m.indices[lo:hi], m.data[lo:hi], queries.vocab, max_tokens=cap)
+            tokens, pruned = sparse_row_tokens(
+                m.indices[lo:hi],
+                m.data[lo:hi],
+                queries.vocab,
+                max_tokens=cap,
+                token_ids=self.config.token_ids,
+            )
             if pruned and not self._warned_pruning:
                 self._warned_pruning = True
                 logger.warning(
@@ -285,9 +310,17 @@ class OpenSearchBackend:
                     cap,
                     cap,
                 )
-            bodies.append((qid, sparse_query(tokens, self.config.sparse_query, top_k) if tokens else None))
-        hint = _NEURAL_HINT if self.config.sparse_query == "neural_sparse" else ""
-        return self._msearch(index, bodies, self.config.sparse_query, hint)
+            bodies.append((qid, sparse_search_body(tokens, top_k, self.config) if tokens else None))
+        cfg = self.config
+        what = "neural_sparse ANN" if cfg.sparse_index == "seismic" else cfg.sparse_query
+        hint = (
+            _ANN_HINT
+            if cfg.sparse_index == "seismic"
+            else _NEURAL_HINT
+            if cfg.sparse_query == "neural_sparse"
+            else ""
+        )
+        return self._msearch(index, bodies, what + (" two-phase" if cfg.two_phase else ""), hint)
 
     def search_text(self, index: str, queries: dict[str, str], top_k: int) -> Run:
         if not self._meta(index).get("with_text", True):
@@ -335,6 +368,13 @@ class OpenSearchBackend:
                 time.sleep(self.retry.delay(attempt))
                 pending = retry
         return {qid: run[qid] for qid, _ in bodies}
+
+    def index_layout(self) -> dict[str, Any] | None:
+        """How this backend's sparse indices differ from the default exact layout (None: they do not).
+
+        Evaluation puts it into index names, so ANN and exact indices of one model never collide.
+        """
+        return layout(self.config)
 
     # -- stats ---------------------------------------------------------------------------------
 

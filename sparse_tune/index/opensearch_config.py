@@ -25,6 +25,10 @@ ENV_PASSWORD = "SPARSE_TUNE_OPENSEARCH_PASSWORD"
 ENV_CA_CERTS = "SPARSE_TUNE_OPENSEARCH_CA_CERTS"
 
 SparseQueryMode = Literal["rank_feature", "neural_sparse"]
+#: ``rank_features`` (exact scoring, any OpenSearch) or ``sparse_vector`` with the SEISMIC ANN method (3.3+).
+SparseIndexMode = Literal["rank_features", "seismic"]
+#: Feature keys: token strings (``WORD``) or vocabulary ids (``TOKEN_ID``), ml-commons' ``sparse_embedding_format``.
+SparseEmbeddingFormat = Literal["WORD", "TOKEN_ID"]
 
 
 class OpenSearchUnavailableError(ConnectionError):
@@ -82,6 +86,22 @@ class OpenSearchConfig:
     replicas: int = 0
     progress: bool = True
     check_connection: bool = True
+    # Sparse ANN (OpenSearch 3.3+): a sparse_vector field with the SEISMIC method, token-id keys,
+    # queried with neural_sparse + method_parameters. None = OpenSearch's own default.
+    sparse_index: SparseIndexMode = "rank_features"
+    sparse_embedding_format: SparseEmbeddingFormat | None = None  # None: TOKEN_ID for seismic, else WORD
+    seismic_n_postings: int | None = None  # documents kept per posting list (default 0.0005 * segment docs)
+    seismic_cluster_ratio: float | None = None  # (0, 1), default 0.1
+    seismic_summary_prune_ratio: float | None = None  # (0, 1], default 0.4
+    seismic_approximate_threshold: int | None = None  # segment docs before SEISMIC kicks in, default 1e6
+    ann_top_n: int | None = None  # query tokens kept (highest weights)
+    ann_heap_factor: float | None = None  # > 0; higher: more recall, more latency
+    # Two-phase search (neural_sparse_two_phase_processor, a temporary search pipeline per request).
+    two_phase: bool = False
+    two_phase_prune_type: str = "max_ratio"
+    two_phase_prune_ratio: float = 0.4
+    two_phase_expansion_rate: float = 5.0
+    two_phase_max_window_size: int = 10000
 
     def __post_init__(self) -> None:
         if self.sparse_query not in ("rank_feature", "neural_sparse"):
@@ -93,6 +113,72 @@ class OpenSearchConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_retries < 0 or self.replicas < 0:
             raise ValueError("max_retries and replicas must be >= 0")
+        self._validate_sparse_search()
+
+    def _validate_sparse_search(self) -> None:
+        """Ranges of the documented sparse_vector / neural_sparse / two-phase parameters."""
+        from sparse_tune.index.pruning import validate_prune
+
+        if self.sparse_index not in ("rank_features", "seismic"):
+            raise ValueError(f"sparse_index must be 'rank_features' or 'seismic', got {self.sparse_index!r}")
+        if self.sparse_embedding_format not in (None, "WORD", "TOKEN_ID"):
+            raise ValueError(
+                f"sparse_embedding_format must be 'WORD' or 'TOKEN_ID', got {self.sparse_embedding_format!r}"
+            )
+        seismic = self.sparse_index == "seismic"
+        if seismic and self.sparse_embedding_format == "WORD":
+            raise ValueError(
+                "a seismic sparse_vector field takes token-id keys: sparse_embedding_format must be TOKEN_ID"
+            )
+        checks = {
+            "seismic_n_postings": lambda v: v > 0,
+            "seismic_cluster_ratio": lambda v: 0 < v < 1,
+            "seismic_summary_prune_ratio": lambda v: 0 < v <= 1,
+            "seismic_approximate_threshold": lambda v: v >= 0,
+            "ann_top_n": lambda v: v > 0,
+            "ann_heap_factor": lambda v: v > 0,
+        }
+        ranges = {
+            "seismic_n_postings": "> 0",
+            "seismic_cluster_ratio": "in (0, 1)",
+            "seismic_summary_prune_ratio": "in (0, 1]",
+            "seismic_approximate_threshold": ">= 0",
+            "ann_top_n": "> 0",
+            "ann_heap_factor": "> 0",
+        }
+        for name, ok in checks.items():
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise ValueError(f"{name} must be {ranges[name]}, got {value}")
+            if value is not None and not seismic:
+                raise ValueError(f"{name} only applies with sparse_index='seismic'")
+        if self.two_phase:
+            if seismic:
+                raise ValueError(
+                    "two_phase cannot be combined with sparse_index='seismic' (OpenSearch documents "
+                    "that neural sparse ANN search must not run under a two-phase pipeline)"
+                )
+            if self.sparse_query != "neural_sparse":
+                raise ValueError(
+                    "two_phase rewrites neural_sparse queries only: set sparse_query='neural_sparse'"
+                )
+            validate_prune(self.two_phase_prune_type, self.two_phase_prune_ratio)
+            if self.two_phase_prune_type == "none":
+                raise ValueError("two_phase needs a prune_type that splits the query (not 'none')")
+            if not self.two_phase_expansion_rate > 1.0:
+                raise ValueError(
+                    f"two_phase_expansion_rate must be > 1.0, got {self.two_phase_expansion_rate}"
+                )
+            if not self.two_phase_max_window_size > 50:
+                raise ValueError(
+                    f"two_phase_max_window_size must be > 50, got {self.two_phase_max_window_size}"
+                )
+
+    @property
+    def token_ids(self) -> bool:
+        """Whether sparse features are keyed by vocabulary id (``TOKEN_ID``) rather than token string."""
+        fmt = self.sparse_embedding_format or ("TOKEN_ID" if self.sparse_index == "seismic" else "WORD")
+        return fmt == "TOKEN_ID"
 
     @classmethod
     def from_options(cls, **options: Any) -> OpenSearchConfig:

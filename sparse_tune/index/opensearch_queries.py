@@ -22,9 +22,16 @@ class OpenSearchQueryError(RuntimeError):
 
 
 def sparse_row_tokens(
-    indices: np.ndarray, weights: np.ndarray, vocab: list[str], max_tokens: int | None = None
+    indices: np.ndarray,
+    weights: np.ndarray,
+    vocab: list[str],
+    max_tokens: int | None = None,
+    token_ids: bool = False,
 ) -> tuple[dict[str, float], int]:
     """One CSR row -> ``{encoded token: weight}`` of its positive weights, highest first.
+
+    ``token_ids=True`` keys by vocabulary id (``"2088"``): OpenSearch's ``TOKEN_ID``
+    ``sparse_embedding_format``, which ``sparse_vector`` (SEISMIC) fields require.
 
     Non-positive (and subnormal) weights are dropped: ``rank_features`` rejects them, and
     ``rank_feature`` boosts must be positive. When ``max_tokens`` is set, only the
@@ -39,6 +46,8 @@ def sparse_row_tokens(
     if max_tokens is not None and order.shape[0] > max_tokens:
         pruned = order.shape[0] - max_tokens
         order = order[:max_tokens]
+    if token_ids:
+        return {str(int(idx[j])): float(w[j]) for j in order}, pruned
     return {encode_feature(vocab[int(idx[j])]): float(w[j]) for j in order}, pruned
 
 
