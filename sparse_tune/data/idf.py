@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from sparse_tune.data.errors import DataError
+from sparse_tune.fsio import atomic_write_text
 
 #: Weight :func:`load_idf` gives vocabulary tokens absent from the file. 1.0 is what
 #: OpenSearch's ``sparse_tokenize`` model uses, so a model trained with a loaded
@@ -118,8 +119,6 @@ def save_idf(path: str | PathLike[str], idf: dict[str, float]) -> None:
     path = Path(path)
     clean = {tok: _check_weight(path, tok, w) for tok, w in idf.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    from sparse_tune.models.io import atomic_write_text  # temp file + rename: never half an idf.json
-
     atomic_write_text(path, json.dumps(clean, ensure_ascii=False))
 
 

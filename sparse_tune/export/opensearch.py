@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import torch
 
-from sparse_tune.models.io import atomic_write_text
+from sparse_tune.fsio import atomic_path, atomic_write_text
 from sparse_tune.models.retriever import Retriever
 
 #: Settings a test or dev cluster needs before the calls below work (single node, URL registration).
@@ -102,19 +101,13 @@ def query_idf(model: Retriever) -> dict[str, float]:
 
 def write_zip(path: Path, members: dict[str, bytes | Path]) -> Path:
     """A deterministic zip (fixed timestamps, sorted entries), written under a temporary name."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name in sorted(members):
-                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                data = members[name]
-                zf.writestr(info, data.read_bytes() if isinstance(data, Path) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            data = members[name]
+            zf.writestr(info, data.read_bytes() if isinstance(data, Path) else data)
     return path
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sparse_tune.config import ModelConfig
+from sparse_tune.fsio import atomic_write_text
 from sparse_tune.types import Kind
 
 Side = Literal["query", "document"]
@@ -97,8 +98,6 @@ class Retriever(nn.Module):
 
     def save_pretrained(self, output_dir: str | Path) -> None:
         """A Hugging Face folder: backbone weights (safetensors), tokenizer, idf.json, sparse_tune.json."""
-        from sparse_tune.models.io import atomic_write_text
-
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(out, safe_serialization=True)
