@@ -92,13 +92,6 @@ def tokenizer_json(model: Retriever, max_length: int) -> str:
     return json.dumps(spec, ensure_ascii=False)
 
 
-def query_idf(model: Retriever) -> dict[str, float]:
-    """``{token: weight}`` for every non-special token: relu(idf), exactly our query weights."""
-    weights = torch.relu(model.idf.detach().float().cpu()).tolist()
-    special = set(model.tokenizer.all_special_ids)
-    return {tok: w for i, (tok, w) in enumerate(zip(model.vocab, weights, strict=True)) if i not in special}
-
-
 def write_zip(path: Path, members: dict[str, bytes | Path]) -> Path:
     """A deterministic zip (fixed timestamps, sorted entries), written under a temporary name."""
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -282,7 +275,7 @@ def export_opensearch(
             out / f"{stem}-query-tokenizer.zip",
             {
                 "tokenizer.json": tokenizer_json(model, max_query).encode("utf-8"),
-                "idf.json": json.dumps(query_idf(model), ensure_ascii=False).encode("utf-8"),
+                "idf.json": json.dumps(model.idf_table(), ensure_ascii=False).encode("utf-8"),
             },
         )
         q_register = register_body(

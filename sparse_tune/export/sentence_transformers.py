@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from sparse_tune.data.idf import excluded_token_ids
 from sparse_tune.fsio import atomic_path, atomic_write_text
 from sparse_tune.models.retriever import SETTINGS_FILE, Retriever
 
@@ -105,8 +106,7 @@ def _version(dist: str) -> str:
 def static_query_weights(model: Retriever) -> torch.Tensor:
     """The inference-free query table as SparseStaticEmbedding needs it: relu(idf), 0 at special ids."""
     weight = torch.relu(model.idf.detach().float().cpu()).clone()  # (vocab,)
-    special = [i for i in model.tokenizer.all_special_ids if 0 <= i < weight.shape[0]]
-    weight[special] = 0.0
+    weight[excluded_token_ids(model.tokenizer, weight.shape[0])] = 0.0
     return weight
 
 

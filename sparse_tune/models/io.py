@@ -108,13 +108,14 @@ def build_model(config: ModelConfig, path: str | None = None) -> Retriever:
                 f"inference_free model '{config.model_name_or_path}' needs IDF weights: pass idf_path "
                 "(make one with `sparse-tune idf --corpus ... --tokenizer ... --output idf.json`)"
             )
-        from sparse_tune.data.idf import load_idf
+        from sparse_tune.data.idf import excluded_token_ids, load_idf
 
         idf = load_idf(config.idf_path, tokenizer)  # (vocab,)
         vocab_size = backbone.get_output_embeddings().out_features
         if idf.shape[0] != vocab_size:
             raise CheckpointError(f"idf has {idf.shape[0]} entries but the model vocabulary has {vocab_size}")
-        query = IdfQueryEncoder(idf, tokenizer.all_special_ids, trainable=config.train_idf)
+        special = excluded_token_ids(tokenizer, vocab_size)
+        query = IdfQueryEncoder(idf, special, trainable=config.train_idf)
         return Retriever(config, backbone, tokenizer, doc, query)
     raise CheckpointError(f"unknown head {head!r}: choose splade, inference_free or dense")
 
