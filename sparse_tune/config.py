@@ -5,19 +5,29 @@ seeds, DDP) is transformers' ``TrainingArguments``; these dataclasses hold only 
 specific to retrieval. One flat YAML namespace feeds all of them, so a recipe reads as a
 list of settings and ``--key value`` overrides any of them. Unknown keys are an error
 that names the close matches and lists the valid keys.
+
+Relative paths in a recipe (fields marked ``path`` in their metadata) work from any working
+directory: one that does not exist relative to the working directory but does next to the
+recipe file is read from there (see :func:`resolve_recipe_paths`).
 """
 
 # No `from __future__ import annotations` here: the field types are read at run time to
 # coerce and check YAML / command-line values.
 import dataclasses
 import difflib
+import logging
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
+
+from sparse_tune.registry import MODELS
+
+logger = logging.getLogger(__name__)
 
 HeadName = Literal["splade", "inference_free", "dense"]
 Activation = Literal["log1p_relu", "log1p_log1p_relu"]
@@ -31,7 +41,10 @@ class ConfigError(ValueError):
 class ModelConfig:
     model_name_or_path: str = field(
         default="splade-tiny",
-        metadata={"help": "Hub id, local folder, or a registered short name (splade-tiny, minilm-l6)."},
+        metadata={
+            "help": "Hub id, local folder, or a registered short name (splade-tiny, minilm-l6).",
+            "path": "name_or_path",
+        },
     )
     head: Optional[HeadName] = field(
         default=None,
@@ -44,7 +57,8 @@ class ModelConfig:
     pooling: Literal["cls", "mean"] = field(default="cls", metadata={"help": "Dense pooling."})
     normalize: bool = field(default=False, metadata={"help": "L2-normalise dense embeddings."})
     idf_path: Optional[str] = field(
-        default=None, metadata={"help": "idf.json ({token: weight}) for the inference-free query side."}
+        default=None,
+        metadata={"help": "idf.json ({token: weight}) for the inference-free query side.", "path": "file"},
     )
     train_idf: bool = field(default=False, metadata={"help": "Train the inference-free IDF weights."})
     idf_learning_rate: Optional[float] = field(
@@ -66,15 +80,23 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     train_file: Optional[str] = field(
-        default=None, metadata={"help": "Training JSONL (query/pos/neg and friends, or docs/scores)."}
+        default=None,
+        metadata={"help": "Training JSONL (query/pos/neg and friends, or docs/scores).", "path": "file"},
     )
     beir_dir: Optional[str] = field(
-        default=None, metadata={"help": "BEIR folder to train from (positives from qrels) when no train_file."}
+        default=None,
+        metadata={
+            "help": "BEIR folder to train from (positives from qrels) when no train_file.",
+            "path": "file",
+        },
     )
     beir_split: str = field(default="train", metadata={"help": "qrels split of beir_dir used for training."})
     hf_dataset: Optional[str] = field(
         default=None,
-        metadata={"help": "Hugging Face dataset (hub id or local path) with query/pos/neg-style columns."},
+        metadata={
+            "help": "Hugging Face dataset (hub id or local path) with query/pos/neg-style columns.",
+            "path": "name_or_path",
+        },
     )
     hf_subset: Optional[str] = field(default=None, metadata={"help": "Configuration name of hf_dataset."})
     hf_split: str = field(default="train", metadata={"help": "Split of hf_dataset."})
@@ -108,7 +130,7 @@ class TeacherConfig:
     """
 
     type: Literal["dense", "sparse", "cross_encoder"]
-    model: str
+    model: str = field(metadata={"path": "name_or_path"})
     weight: float = 1.0
 
     def __post_init__(self) -> None:
@@ -169,6 +191,66 @@ class LossConfig:
 
 
 OURS = (ModelConfig, DataConfig, LossConfig)
+
+
+def _path_fields(*classes: type) -> dict[str, str]:
+    """``{field: "file" | "name_or_path"}`` for the fields whose metadata marks them as paths."""
+    fields = (f for cls in classes for f in dataclasses.fields(cls))
+    return {f.name: f.metadata["path"] for f in fields if "path" in f.metadata}
+
+
+def _resolve_path(key: str, value: Any, kind: str, recipe_dir: Path) -> Any:
+    """``value`` as given when it exists from the working directory, else next to the recipe if it is there.
+
+    The working directory wins so recipes written for the repository root (``configs/*.yaml``,
+    run from there) keep meaning what they meant. A registered model name is never a path. A
+    file path found in neither place stays as given (the reader's error names it) and the
+    warning names both places looked at; a name-or-path may be a hub id, so it stays silently.
+    """
+    if not isinstance(value, str) or not value or (kind == "name_or_path" and value in MODELS):
+        return value
+    path = Path(value)
+    if path.is_absolute() or path.exists():
+        return value
+    beside = Path(os.path.normpath(recipe_dir.absolute() / path))
+    if beside.exists():
+        return str(beside)
+    if kind == "file":
+        logger.warning(
+            "%s: %r not found, neither from the working directory (%s) nor next to the recipe (%s)",
+            key,
+            value,
+            path.absolute(),
+            beside,
+        )
+    return value
+
+
+def _resolve_fields(
+    values: dict[str, Any], paths: dict[str, str], recipe_dir: Path, prefix: str = ""
+) -> dict[str, Any]:
+    """``values`` with each key named in ``paths`` passed through :func:`_resolve_path`."""
+    return {
+        k: _resolve_path(prefix + k, v, paths[k], recipe_dir) if k in paths else v for k, v in values.items()
+    }
+
+
+def resolve_recipe_paths(values: dict[str, Any], recipe_dir: str | Path) -> dict[str, Any]:
+    """A copy of recipe ``values`` whose relative paths are read next to the recipe when needed.
+
+    ``recipe_dir`` is the folder of the YAML file the values came from. Command-line
+    overrides are not passed through here: a path typed on the command line is relative to
+    the working directory, as everywhere else.
+    """
+    recipe_dir = Path(recipe_dir)
+    out = _resolve_fields(values, _path_fields(*OURS), recipe_dir)
+    if isinstance(out.get("teachers"), list):
+        teacher_paths = _path_fields(TeacherConfig)
+        out["teachers"] = [
+            _resolve_fields(t, teacher_paths, recipe_dir, f"teachers[{i}].") if isinstance(t, dict) else t
+            for i, t in enumerate(out["teachers"])
+        ]
+    return out
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
@@ -287,6 +369,9 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a recipe is a mapping of key: value, got {type(loaded).__name__}")
         values.update(loaded)
+    source = {**values, **(overrides or {})}  # as written, for the recipe.yaml saved with the run
+    if path is not None:
+        values = resolve_recipe_paths(values, Path(path).parent)
     values.update(overrides or {})
 
     keys = valid_keys()
@@ -341,4 +426,4 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         raise ConfigError(f"training arguments: {exc}") from None
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
-    return TrainConfig(model=model, data=data, loss=loss, training=training, source=dict(values))
+    return TrainConfig(model=model, data=data, loss=loss, training=training, source=source)

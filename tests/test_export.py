@@ -80,6 +80,7 @@ def exported(tmp_path_factory, splade, inference_free, dense):
         ("inference_free", "sentence-transformers"),
         ("dense", "sentence-transformers"),
         ("splade", "hf"),
+        ("inference_free", "hf"),
         ("dense", "hf"),
     ]
     out = {}
@@ -308,6 +309,21 @@ def test_hf_folder_loads_with_auto_classes(splade, dense, exported) -> None:
     emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
     assert (emb - _ours(dense, DOCS, "document")).abs().max().item() < TOL
     assert "Pooling: `mean`" in (folder / "README.md").read_text()
+
+
+def test_hf_idf_json_has_no_special_tokens_and_matches_the_zip(inference_free, exported, tmp_path) -> None:
+    """Every non-special token with its query weight, no [CLS]/[SEP]/...; the same file in both exports."""
+    model = inference_free
+    hf_idf = json.loads((exported["inference_free", "hf"] / "idf.json").read_text(encoding="utf-8"))
+    specials = {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"}
+    assert specials <= set(model.vocab) and specials.isdisjoint(hf_idf)
+    special_ids = {model.vocab.index(t) for t in specials}
+    assert sorted(model.tokenizer.all_special_ids) == sorted(special_ids)
+    weights = torch.relu(model.idf.detach().float()).tolist()  # (vocab,), what the query side uses
+    assert hf_idf == {t: weights[i] for i, t in enumerate(model.vocab) if i not in special_ids}
+    assert len(hf_idf) == len(model.vocab) - 5 and hf_idf["retrieval"] == 0.0
+    zip_path = next(exported["inference_free", "opensearch"].glob("*-query-tokenizer.zip"))
+    assert json.loads(_unzip(zip_path, tmp_path)["idf.json"].read_text(encoding="utf-8")) == hf_idf
 
 
 def test_cli_exports_a_checkpoint_with_its_trainer_state(inference_free, exported, tmp_path) -> None:

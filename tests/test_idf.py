@@ -16,6 +16,8 @@ from sparse_tune.data.idf import (
     MISSING_TOKEN_WEIGHT,
     compute_idf,
     document_frequencies,
+    excluded_token_ids,
+    idf_table,
     idf_weight,
     load_idf,
     read_idf,
@@ -53,6 +55,23 @@ def test_special_tokens_in_text_are_not_counted(tokenizer):
     df = document_frequencies(["[SEP] word [CLS]"], tokenizer)
     assert df[tokenizer.sep_token_id] == 0 and df[tokenizer.cls_token_id] == 0
     assert df[tokenizer.convert_tokens_to_ids("word")] == 1
+
+
+def test_excluded_tokens_are_the_special_ones(tokenizer):
+    names = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert excluded_token_ids(tokenizer, len(tokenizer)) == [0, 100, 101, 102, 103]
+    assert tokenizer.convert_ids_to_tokens([0, 100, 101, 102, 103]) == names
+    assert excluded_token_ids(tokenizer, 101) == [0, 100]  # ids past the model's vocabulary are dropped
+
+
+def test_idf_table_keeps_every_other_token_and_its_weight():
+    class Tok:
+        all_special_ids = [0, 3, 99]
+
+    table = idf_table(["[PAD]", "a", "b", "[SEP]"], [5.0, 1.5, 0.0, 2.0], Tok())
+    assert table == {"a": 1.5, "b": 0.0}
+    with pytest.raises(ValueError):  # vocabulary and weights of different lengths
+        idf_table(["a", "b"], [1.0], Tok())
 
 
 @settings(max_examples=200, deadline=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 
@@ -31,18 +32,44 @@ def _only(folder: Path) -> list[str]:
 
 
 def test_atomic_write_text_keeps_the_old_file(tmp_path, monkeypatch):
-    from sparse_tune.models import io
+    from sparse_tune import fsio
 
     target = tmp_path / "config.json"
-    io.atomic_write_text(target, "old")
+    fsio.atomic_write_text(target, "old")
 
     def fail(fd):
         raise Interrupted
 
-    monkeypatch.setattr(io.os, "fsync", fail)  # after the new text is written, before the rename
+    monkeypatch.setattr(fsio.os, "fsync", fail)  # after the new text is written, before the rename
     with pytest.raises(Interrupted):
-        io.atomic_write_text(target, "new" * 1000)
+        fsio.atomic_write_text(target, "new" * 1000)
     assert target.read_text() == "old" and _only(tmp_path) == ["config.json"]
+
+
+def test_atomic_path_renames_only_when_the_block_succeeds(tmp_path):
+    from sparse_tune.fsio import atomic_path
+
+    target = tmp_path / "enc.npz"
+    with atomic_path(target, suffix=".tmp.npz") as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".enc.npz.") and tmp.name.endswith(".tmp.npz")
+        np.savez(tmp, a=np.arange(3))  # savez keeps a name that already ends in .npz
+        assert _only(tmp_path) == [tmp.name]  # nothing under the final name yet
+    assert _only(tmp_path) == ["enc.npz"] and np.load(target)["a"].tolist() == [0, 1, 2]
+    with pytest.raises(Interrupted), atomic_path(target):
+        raise Interrupted  # before the writer even created the temporary file
+    assert _only(tmp_path) == ["enc.npz"] and np.load(target)["a"].tolist() == [0, 1, 2]
+
+
+def test_atomic_writes_get_the_umask_mode_not_0600(tmp_path):
+    """Results, idf.json and exported files are meant to be shared: mkstemp's 0600 is not kept."""
+    from sparse_tune.fsio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "results.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
 
 
 def _die(*args, **kwargs):
@@ -50,27 +77,27 @@ def _die(*args, **kwargs):
 
 
 def test_results_json(tmp_path, monkeypatch):
+    from sparse_tune import fsio
     from sparse_tune.evaluation import report
-    from sparse_tune.models import io
 
     def write(value):
         report.write_results([EvalResult(model="m", metrics={"nDCG@10": value}, step=None)], tmp_path)
 
     write(0.5)
     before = (tmp_path / "results.json").read_text()
-    monkeypatch.setattr(io.os, "replace", _die)  # the new text is in the temporary file; the rename never happens
+    monkeypatch.setattr(fsio.os, "replace", _die)  # the new text is in the temporary file; the rename never happens
     with pytest.raises(Interrupted):
         write(0.9)
     assert (tmp_path / "results.json").read_text() == before and _only(tmp_path) == ["results.json"]
 
 
 def test_idf_json(tmp_path, monkeypatch):
+    from sparse_tune import fsio
     from sparse_tune.data.idf import read_idf, save_idf
-    from sparse_tune.models import io
 
     path = tmp_path / "idf.json"
     save_idf(path, {"a": 1.0, "b": 2.0})
-    monkeypatch.setattr(io.os, "replace", _die)
+    monkeypatch.setattr(fsio.os, "replace", _die)
     with pytest.raises(Interrupted):
         save_idf(path, {f"t{i}": float(i) for i in range(5000)})
     assert read_idf(path) == {"a": 1.0, "b": 2.0} and _only(tmp_path) == ["idf.json"]

@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
 def write_jsonl(path: Path, enc: Encoded, token_ids: bool) -> None:
     """One OpenSearch-ready document per line: ``{"id": ..., "sparse_embedding": {key: weight}}``."""
+    from sparse_tune.fsio import atomic_write_text
     from sparse_tune.index.opensearch_mappings import SPARSE_FIELD
     from sparse_tune.index.opensearch_queries import sparse_row_tokens
-    from sparse_tune.models.io import atomic_write_text
 
     if enc.kind != "sparse":
         raise ValueError(".jsonl output holds sparse documents; use .npz for a dense model")

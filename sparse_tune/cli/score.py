@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from collections import defaultdict
 from pathlib import Path
 
 from sparse_tune.config import DEFAULT_SCORE_SCALE, TEACHER_TYPES, TeacherConfig
+from sparse_tune.fsio import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -170,20 +170,11 @@ def run(args: argparse.Namespace) -> int:
     # 4. Write in input order, atomically (a crash never leaves half a file under the final name).
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as f:
-            for (query, docs), row_scores in zip(units, scores, strict=True):
-                f.write(
-                    json.dumps({"query": query, "docs": docs, "scores": row_scores}, ensure_ascii=False) + "\n"
-                )
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for (query, docs), row_scores in zip(units, scores, strict=True):
+            f.write(json.dumps({"query": query, "docs": docs, "scores": row_scores}, ensure_ascii=False) + "\n")
     if args.evaluate:
         from sparse_tune.evaluation.teacher_report import format_report, rerank_report
-        from sparse_tune.models.io import atomic_write_text
 
         report = rerank_report(ensemble, examples, args.queries_per_batch)
         report_path = out.with_name(out.name + ".teachers.json")

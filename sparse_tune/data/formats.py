@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparse_tune.data.errors import DataError
 from sparse_tune.data.jsonl import parse_json_line
+from sparse_tune.fsio import atomic_path
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -186,17 +186,11 @@ def write_training_jsonl(path: str | PathLike[str], examples: Iterable[Example])
     n = 0
     # Written to a temporary name and renamed: an interrupted run never leaves half a file
     # under the final name for a later run to train on.
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as f:
-            for ex in examples:
-                row = {"query": ex["query"], "pos": list(ex["pos"]), "neg": list(ex.get("neg", []))}
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for ex in examples:
+            row = {"query": ex["query"], "pos": list(ex["pos"]), "neg": list(ex.get("neg", []))}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 

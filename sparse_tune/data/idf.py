@@ -36,12 +36,33 @@ from typing import Any
 import numpy as np
 
 from sparse_tune.data.errors import DataError
+from sparse_tune.fsio import atomic_write_text
 
 #: Weight :func:`load_idf` gives vocabulary tokens absent from the file. 1.0 is what
 #: OpenSearch's ``sparse_tokenize`` model uses, so a model trained with a loaded
 #: ``idf.json`` scores queries exactly as the server will. (sentence-transformers'
 #: ``SparseStaticEmbedding.from_json`` uses 0.0 instead.)
 MISSING_TOKEN_WEIGHT = 1.0
+
+
+def excluded_token_ids(tokenizer: Any, vocab_size: int) -> list[int]:
+    """The token ids (below ``vocab_size``) that carry no IDF weight: the tokenizer's special tokens.
+
+    ml-commons' ``sparse_tokenize`` drops them from a query (they decode to ""), so a weight
+    for ``[CLS]`` or ``[PAD]`` in an ``idf.json`` would mean something to us and nothing to
+    the server. This one definition decides what :func:`compute_idf` counts, what every
+    ``idf.json`` we write lists (:func:`idf_table`), and which ids the query encoders skip.
+    """
+    return sorted(i for i in set(tokenizer.all_special_ids) if 0 <= i < vocab_size)
+
+
+def idf_table(vocab: Sequence[str], weights: Sequence[float], tokenizer: Any) -> dict[str, float]:
+    """``{token: weight}`` for every vocabulary id but :func:`excluded_token_ids`: an ``idf.json``'s content.
+
+    ``vocab[i]`` and ``weights[i]`` belong to token id ``i``.
+    """
+    excluded = set(excluded_token_ids(tokenizer, len(vocab)))
+    return {tok: float(w) for i, (tok, w) in enumerate(zip(vocab, weights, strict=True)) if i not in excluded}
 
 
 def idf_weight(df: np.ndarray | float, n_docs: int) -> np.ndarray:
@@ -71,8 +92,7 @@ def document_frequencies(
         uniq = [np.unique(np.asarray(row, dtype=np.int64)) for row in ids if len(row)]
         if uniq:
             df += np.bincount(np.concatenate(uniq), minlength=vocab_size)[:vocab_size]
-    special = [i for i in tokenizer.all_special_ids if 0 <= i < vocab_size]
-    df[special] = 0
+    df[excluded_token_ids(tokenizer, vocab_size)] = 0
     return df
 
 
@@ -92,7 +112,7 @@ def compute_idf(
         raise DataError("<corpus>", None, "cannot compute IDF over an empty corpus")
     df = document_frequencies(texts, tokenizer, batch_size=batch_size, max_length=max_length)
     weights = idf_weight(df, len(texts))
-    special = set(tokenizer.all_special_ids)
+    special = set(excluded_token_ids(tokenizer, len(df)))
     id_to_token = {i: t for t, i in tokenizer.get_vocab().items()}
     out: dict[str, float] = {}
     for i in range(len(df)):
@@ -118,8 +138,6 @@ def save_idf(path: str | PathLike[str], idf: dict[str, float]) -> None:
     path = Path(path)
     clean = {tok: _check_weight(path, tok, w) for tok, w in idf.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    from sparse_tune.models.io import atomic_write_text  # temp file + rename: never half an idf.json
-
     atomic_write_text(path, json.dumps(clean, ensure_ascii=False))
 
 

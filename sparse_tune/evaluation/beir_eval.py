@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from sparse_tune.evaluation.checkpoints import training_step
 from sparse_tune.evaluation.metrics import evaluate_run
+from sparse_tune.fsio import atomic_path
 from sparse_tune.index.base import IndexBackend
 from sparse_tune.models.inference import encode_texts, flops_estimate, sparsity_stats
 from sparse_tune.types import Corpus, Encoded, EvalResult, Qrels
@@ -54,10 +55,8 @@ class EvalSettings:
 def save_encoded(path: Path, enc: Encoded) -> None:
     """``.npz`` with ids, the matrix and (sparse) the vocabulary; written atomically."""
     import json
-    import os
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
     # ids as one JSON string, not an object array: loading never needs pickle.
     payload = {"ids": np.array(json.dumps([str(i) for i in enc.ids])), "kind": np.array(enc.kind)}
     if enc.kind == "sparse":
@@ -66,12 +65,8 @@ def save_encoded(path: Path, enc: Encoded) -> None:
         payload["vocab"] = np.array(json.dumps(enc.vocab))
     else:
         payload["dense"] = enc.matrix
-    try:
+    with atomic_path(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to any other name
         np.savez(tmp, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_encoded(path: Path) -> Encoded:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sparse_tune.models.io import atomic_write_text
+from sparse_tune.fsio import atomic_write_text
 from sparse_tune.types import EvalResult
 
 TABLE_COLUMNS = ("nDCG@10", "MRR@10", "Recall@100", "doc_nnz", "query_nnz", "flops", "latency_p50_ms")

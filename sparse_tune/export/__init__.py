@@ -8,7 +8,6 @@ README.md built from the same facts (:mod:`.model_card`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -54,15 +53,6 @@ FORMATS: dict[str, Writer] = {
 }
 
 
-def _make_readable(files: list[Path]) -> None:
-    """Exported files are meant to be served and shared: give them the umask's normal mode, not 0600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for f in files:
-        if f.is_file() and (f.stat().st_mode & 0o777) == 0o600:
-            f.chmod(0o666 & ~umask)
-
-
 def export_model(
     checkpoint: str | Path,
     fmt: ExportFormat,
@@ -101,9 +91,7 @@ def export_model(
         model, name, fmt, checkpoint=checkpoint_dir, results_path=results, recipe_path=recipe
     )
     out.mkdir(parents=True, exist_ok=True)
-    files = FORMATS[fmt](model, out, inputs, {k: v for k, v in options.items() if v is not None})
-    _make_readable(files)
-    return files
+    return FORMATS[fmt](model, out, inputs, {k: v for k, v in options.items() if v is not None})
 
 
 __all__ = ["FORMATS", "ExportError", "ExportFormat", "export_model"]

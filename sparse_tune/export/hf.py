@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sparse_tune.models.io import atomic_write_text
+from sparse_tune.fsio import atomic_write_text
 from sparse_tune.models.retriever import Retriever
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +30,10 @@ from typing import Any
 
 import torch
 
+from sparse_tune.fsio import atomic_path, atomic_write_text
 from sparse_tune.index.opensearch_ann import ann_query, seismic_field, two_phase_processor
 from sparse_tune.index.opensearch_config import OpenSearchConfig
 from sparse_tune.index.pruning import validate_prune
-from sparse_tune.models.io import atomic_write_text
 from sparse_tune.models.retriever import Retriever
 
 #: Settings a test or dev cluster needs before the calls below work (single node, URL registration).
@@ -116,28 +115,15 @@ def tokenizer_json(model: Retriever, max_length: int) -> str:
     return json.dumps(spec, ensure_ascii=False)
 
 
-def query_idf(model: Retriever) -> dict[str, float]:
-    """``{token: weight}`` for every non-special token: relu(idf), exactly our query weights."""
-    weights = torch.relu(model.idf.detach().float().cpu()).tolist()
-    special = set(model.tokenizer.all_special_ids)
-    return {tok: w for i, (tok, w) in enumerate(zip(model.vocab, weights, strict=True)) if i not in special}
-
-
 def write_zip(path: Path, members: dict[str, bytes | Path]) -> Path:
     """A deterministic zip (fixed timestamps, sorted entries), written under a temporary name."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name in sorted(members):
-                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                data = members[name]
-                zf.writestr(info, data.read_bytes() if isinstance(data, Path) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            data = members[name]
+            zf.writestr(info, data.read_bytes() if isinstance(data, Path) else data)
     return path
 
 
@@ -322,7 +308,7 @@ def export_opensearch(
             out / f"{stem}-query-tokenizer.zip",
             {
                 "tokenizer.json": tokenizer_json(model, max_query).encode("utf-8"),
-                "idf.json": json.dumps(query_idf(model), ensure_ascii=False).encode("utf-8"),
+                "idf.json": json.dumps(model.idf_table(), ensure_ascii=False).encode("utf-8"),
             },
         )
         q_register = register_body(

@@ -29,7 +29,8 @@ from typing import Any
 
 import torch
 
-from sparse_tune.models.io import atomic_write_text
+from sparse_tune.data.idf import excluded_token_ids
+from sparse_tune.fsio import atomic_path, atomic_write_text
 from sparse_tune.models.retriever import SETTINGS_FILE, Retriever
 
 #: Oldest sentence-transformers that reads these layouts (SparseEncoder and Router appeared in v5.0).
@@ -105,22 +106,18 @@ def _version(dist: str) -> str:
 def static_query_weights(model: Retriever) -> torch.Tensor:
     """The inference-free query table as SparseStaticEmbedding needs it: relu(idf), 0 at special ids."""
     weight = torch.relu(model.idf.detach().float().cpu()).clone()  # (vocab,)
-    special = [i for i in model.tokenizer.all_special_ids if 0 <= i < weight.shape[0]]
-    weight[special] = 0.0
+    weight[excluded_token_ids(model.tokenizer, weight.shape[0])] = 0.0
     return weight
 
 
 def _save_static_embedding(model: Retriever, folder: Path) -> None:
-    import os
-
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     n_special = model.tokenizer.num_special_tokens_to_add(pair=False)
     save_tokenizer(model.tokenizer, folder, max(1, model.config.max_query_length - n_special))
-    tmp = folder / ".model.safetensors.tmp"
-    save_file({"weight": static_query_weights(model).contiguous()}, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file({"weight": static_query_weights(model).contiguous()}, str(tmp))
     _write_json(folder / "config.json", {"frozen": not model.config.train_idf})
 
 

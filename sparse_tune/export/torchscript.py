@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sparse_tune.fsio import atomic_path
 from sparse_tune.models.activations import ACTIVATIONS
 
 OUTPUT_KEY = "output"
@@ -78,10 +79,7 @@ def trace_sparse_encoder(
 
 def save_traced(traced: torch.jit.ScriptModule, path: str | Path) -> Path:
     """``torch.jit.save`` to a temporary name, then rename (readers never see half a file)."""
-    import os
-
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.jit.save(traced, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.jit.save(traced, str(tmp))
     return path

@@ -8,8 +8,6 @@ anything else -> dense) -- never from matching substrings of the name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +20,6 @@ from sparse_tune.registry import resolve_model_path
 
 class CheckpointError(ValueError):
     """A model folder that cannot be loaded; the message names the folder and what is missing."""
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_json(path: Path) -> Any:
@@ -125,13 +108,14 @@ def build_model(config: ModelConfig, path: str | None = None) -> Retriever:
                 f"inference_free model '{config.model_name_or_path}' needs IDF weights: pass idf_path "
                 "(make one with `sparse-tune idf --corpus ... --tokenizer ... --output idf.json`)"
             )
-        from sparse_tune.data.idf import load_idf
+        from sparse_tune.data.idf import excluded_token_ids, load_idf
 
         idf = load_idf(config.idf_path, tokenizer)  # (vocab,)
         vocab_size = backbone.get_output_embeddings().out_features
         if idf.shape[0] != vocab_size:
             raise CheckpointError(f"idf has {idf.shape[0]} entries but the model vocabulary has {vocab_size}")
-        query = IdfQueryEncoder(idf, tokenizer.all_special_ids, trainable=config.train_idf)
+        special = excluded_token_ids(tokenizer, vocab_size)
+        query = IdfQueryEncoder(idf, special, trainable=config.train_idf)
         return Retriever(config, backbone, tokenizer, doc, query)
     raise CheckpointError(f"unknown head {head!r}: choose splade, inference_free or dense")
 

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from sparse_tune.config import ModelConfig
+from sparse_tune.data.idf import idf_table
+from sparse_tune.fsio import atomic_write_text
 from sparse_tune.types import Kind
 
 Side = Literal["query", "document"]
@@ -64,6 +66,18 @@ class Retriever(nn.Module):
     def idf(self) -> torch.Tensor | None:
         return getattr(self.query_encoder, "idf", None)
 
+    def idf_table(self) -> dict[str, float]:
+        """The query weights as ``idf.json`` holds them: ``relu(idf)`` of every non-special token.
+
+        Zeros are written too (a token missing from the file would load as 1.0), so a reload
+        gives the same query vectors; special tokens are left out, as OpenSearch skips them.
+        This is the ``idf.json`` of saved checkpoints, ``--format hf`` and the OpenSearch zip.
+        """
+        if self.idf is None:
+            raise ValueError(f"a {self.head_name} model has no IDF query weights")
+        weights = torch.relu(self.idf.detach().float().cpu()).tolist()  # (vocab,)
+        return idf_table(self.vocab, weights, self.tokenizer)
+
     # -- encoding ----------------------------------------------------------------------------
     def tokenize(self, texts: list[str], side: Side) -> dict[str, torch.Tensor]:
         max_len = self.config.max_query_length if side == "query" else self.config.max_doc_length
@@ -97,17 +111,12 @@ class Retriever(nn.Module):
 
     def save_pretrained(self, output_dir: str | Path) -> None:
         """A Hugging Face folder: backbone weights (safetensors), tokenizer, idf.json, sparse_tune.json."""
-        from sparse_tune.models.io import atomic_write_text
-
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(out, safe_serialization=True)
         self.tokenizer.save_pretrained(out)
         if self.idf is not None:
-            weights = torch.relu(self.idf.detach().float()).tolist()
-            # Every token is written (zeros included) so a reload reproduces the weights exactly.
-            idf = dict(zip(self.vocab, weights, strict=True))
-            atomic_write_text(out / IDF_FILE, json.dumps(idf, ensure_ascii=False))
+            atomic_write_text(out / IDF_FILE, json.dumps(self.idf_table(), ensure_ascii=False))
         atomic_write_text(out / SETTINGS_FILE, json.dumps(self.settings(), indent=2) + "\n")
 
     # -- hooks the transformers Trainer looks for ---------------------------------------------

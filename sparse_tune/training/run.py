@@ -127,7 +127,7 @@ def train(cfg: TrainConfig) -> Path:
     if args.should_save:
         import yaml
 
-        from sparse_tune.models.io import atomic_write_text
+        from sparse_tune.fsio import atomic_write_text
 
         # The recipe as run (YAML + overrides), so the folder says how it was made.
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(cfg.source, sort_keys=False))
