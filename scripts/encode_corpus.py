@@ -1,8 +1,6 @@
 """Encode a corpus on its own: ``python scripts/encode_corpus.py --model M --dataset DIR --output x.npz``."""
 
-import sys
-
-from sparse_tune.cli.__main__ import main
+from sparse_tune.cli.__main__ import run_script
 
 if __name__ == "__main__":
-    sys.exit(main(["encode", *sys.argv[1:]]))
+    run_script("encode")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from sparse_tune.cli.__main__ import call_reporting_errors
 from sparse_tune.data.beir import write_beir_subset
 
 if __name__ == "__main__":
@@ -19,7 +20,10 @@ if __name__ == "__main__":
     parser.add_argument("--test-queries", type=int, default=40)
     parser.add_argument("--other-docs", type=int, default=400)
     args = parser.parse_args()
-    counts = write_beir_subset(
-        args.source, args.target, {"train": args.train_queries, "test": args.test_queries}, args.other_docs
+    split_sizes = {"train": args.train_queries, "test": args.test_queries}
+    raise SystemExit(
+        call_reporting_errors(
+            "make_sample_dataset",
+            lambda: print(write_beir_subset(args.source, args.target, split_sizes, args.other_docs)),
+        )
     )
-    print(counts)

@@ -1,6 +1,6 @@
 """Mine hard negatives for a BEIR split (same as `sparse-tune mine`; see --help)."""
 
-from sparse_tune.cli.mine import main
+from sparse_tune.cli.__main__ import run_script
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script("mine")

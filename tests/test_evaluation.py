@@ -37,12 +37,14 @@ def test_evaluate_cli_on_tiny_corpus_matches_hand_computation(tmp_path, capsys):
     rc = main(["evaluate", "--model", "splade-tiny", "--dataset", str(TINY), "--output", str(out)])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
-    r = results["splade-tiny"]
+    assert list(results) == [f"splade-tiny on {TINY} (test, embedded)"]
+    r = results[f"splade-tiny on {TINY} (test, embedded)"]
     assert r["nDCG@10"] == pytest.approx((1 + 1 / math.log2(3) + 0) / 3, abs=1e-9)
     assert r["MRR@10"] == pytest.approx((1 + 0.5 + 0) / 3)
     assert r["Recall@100"] == pytest.approx(2 / 3)
     assert r["doc_nnz"] > 0 and r["query_nnz"] > 0 and r["flops"] > 0
     assert r["backend"] == "embedded" and r["num_docs"] == 5 and r["num_queries"] == 3
+    assert (r["model"], r["dataset"], r["split"], r["step"]) == ("splade-tiny", str(TINY), "test", None)
     assert "nDCG@10" in capsys.readouterr().out
     assert any((out / "encoded").glob("*.npz"))  # corpus encodings cached for reuse
 
@@ -53,8 +55,18 @@ def test_checkpoint_globs_sorted_by_step_and_curve(tmp_path, splade_tiny):
     models = expand_models([str(tmp_path / "run" / "checkpoint-*")])
     assert [training_step(m) for m in models] == [5, 20]
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--model", str(tmp_path / "run" / "checkpoint-*"), "--dataset", str(TINY),
-               "--output", str(out), "--no-cache"])
+    rc = main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "run" / "checkpoint-*"),
+            "--dataset",
+            str(TINY),
+            "--output",
+            str(out),
+            "--no-cache",
+        ]
+    )
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert sorted(v["step"] for v in results.values()) == [5, 20]
@@ -62,6 +74,191 @@ def test_checkpoint_globs_sorted_by_step_and_curve(tmp_path, splade_tiny):
 
 
 def test_glob_matching_nothing_is_an_error(tmp_path, capsys):
-    rc = main(["evaluate", "--model", str(tmp_path / "nope-*"), "--dataset", str(TINY), "--output", str(tmp_path)])
+    rc = main(
+        ["evaluate", "--model", str(tmp_path / "nope-*"), "--dataset", str(TINY), "--output", str(tmp_path)]
+    )
     assert rc == 2
     assert "matched no folder" in capsys.readouterr().err
+
+
+# -- several models per flag, merged results.json, the curve -------------------------------------
+
+
+def _key(model: object, dataset: Path = TINY) -> str:
+    return f"{model} on {dataset} (test, embedded)"
+
+
+def test_model_takes_several_values_after_one_flag():
+    from sparse_tune.cli.__main__ import build_parser
+
+    argv = ["evaluate", "--model", "a", "b", "--dataset", "d", "--model", "c", "--model", "x/checkpoint-*"]
+    assert build_parser().parse_args(argv).model == ["a", "b", "c", "x/checkpoint-*"]
+
+
+def test_expand_models_keeps_the_given_order_and_drops_repeats(tmp_path):
+    for step in (5, 20):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    ck5, ck20 = str(tmp_path / "checkpoint-5"), str(tmp_path / "checkpoint-20")
+    # the shell's expansion of an unquoted glob, then the same glob quoted, then a name
+    assert expand_models([ck20, ck5, str(tmp_path / "checkpoint-*"), "splade-tiny", ck5]) == [
+        ck20,
+        ck5,
+        "splade-tiny",
+    ]
+
+
+def test_training_step_of_final_folder_and_base_model(tmp_path):
+    final = tmp_path / "run"
+    final.mkdir()
+    (final / "trainer_state.json").write_text(json.dumps({"global_step": 100}))
+    assert training_step(str(final)) == 100
+    assert training_step(str(tmp_path)) is None  # a folder without trainer state
+    assert training_step("splade-tiny") is None
+
+
+def test_curve_points_one_per_step_with_the_base_model_at_zero():
+    from sparse_tune.evaluation.report import CurvePoint, curve_points
+    from sparse_tune.types import EvalResult
+
+    def result(model, step, ndcg):
+        return EvalResult(model=model, metrics={"nDCG@10": ndcg, "doc_nnz": 10.0 * ndcg}, step=step)
+
+    results = [
+        result("runs/x/checkpoint-100", 100, 0.4),
+        result("runs/x/checkpoint-50", 50, 0.3),
+        result("runs/x", 100, 0.4),  # the final save of step 100
+        result("splade-tiny", None, 0.1),
+    ]
+    assert curve_points(results) == [
+        CurvePoint(0, 0.1, 1.0, "splade-tiny"),
+        CurvePoint(50, 0.3, 3.0, "runs/x/checkpoint-50"),
+        CurvePoint(100, 0.4, 4.0, "runs/x"),
+    ]
+
+
+def test_curve_x_axis_has_integer_ticks_only():
+    import matplotlib.pyplot as plt
+
+    from sparse_tune.evaluation.report import CurvePoint, curve_figure
+
+    fig = curve_figure(
+        [CurvePoint(0, 0.1, 5.0, "a"), CurvePoint(1, 0.2, 4.0, "b"), CurvePoint(3, 0.3, 3.0, "c")]
+    )
+    ticks = fig.axes[0].get_xticks()
+    plt.close(fig)
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_plot_curve_needs_two_distinct_steps(tmp_path):
+    from sparse_tune.evaluation.report import plot_curve
+    from sparse_tune.types import EvalResult
+
+    same = [
+        EvalResult("runs/x", {"nDCG@10": 0.4, "doc_nnz": 9.0}, 7),
+        EvalResult("runs/x/checkpoint-7", {"nDCG@10": 0.4, "doc_nnz": 9.0}, 7),
+    ]
+    assert plot_curve(same, tmp_path / "one.png") is None and not (tmp_path / "one.png").exists()
+    two = [*same, EvalResult("base", {"nDCG@10": 0.1, "doc_nnz": 20.0}, None)]
+    png = plot_curve(two, tmp_path / "two.png")
+    assert png == tmp_path / "two.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.png"]  # no temporary file left
+
+
+def test_results_rows_from_an_older_file_are_rekeyed_and_merged(tmp_path):
+    from sparse_tune.evaluation.results_file import MergeCounts, merge_rows, read_rows
+
+    path = tmp_path / "results.json"
+    path.write_text(
+        json.dumps(
+            {"m": {"nDCG@10": 0.5, "step": None, "backend": "embedded", "dataset": "d", "split": "test"}}
+        )
+    )
+    existing = read_rows(path)
+    assert (
+        list(existing) == ["m on d (test, embedded)"] and existing["m on d (test, embedded)"]["model"] == "m"
+    )
+    new = [
+        {"model": m, "dataset": "d", "split": "test", "backend": "embedded", "nDCG@10": 0.7}
+        for m in ("m", "n")
+    ]
+    merged, counts = merge_rows(existing, new)
+    assert list(merged) == ["m on d (test, embedded)", "n on d (test, embedded)"]
+    assert merged["m on d (test, embedded)"]["nDCG@10"] == 0.7
+    assert (
+        counts == MergeCounts(added=1, replaced=1, kept=0)
+        and str(counts) == "1 row added, 1 replaced, 0 kept"
+    )
+
+
+def test_unreadable_results_json_stops_evaluate_before_any_work(tmp_path, capsys):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "results.json").write_text("{not json")
+    assert main(["evaluate", "--model", "splade-tiny", "--dataset", str(TINY), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"sparse-tune evaluate: error: {out / 'results.json'}: cannot read"
+    )
+    assert (out / "results.json").read_text() == "{not json" and not (out / "encoded").exists()
+
+
+def test_two_evaluate_runs_merge_rows_into_one_results_json(tmp_path, splade_tiny, capsys):
+    import shutil
+
+    from sparse_tune.evaluation.report import curve_points
+    from sparse_tune.evaluation.results_file import row_result
+
+    run = tmp_path / "run"
+    for step in (5, 20):
+        splade_tiny.save_pretrained(run / f"checkpoint-{step}")
+    splade_tiny.save_pretrained(run)  # the final save, at step 20
+    (run / "trainer_state.json").write_text(json.dumps({"global_step": 20}))
+    ck5, ck20 = run / "checkpoint-5", run / "checkpoint-20"
+    out = tmp_path / "eval"
+    common = ["--dataset", str(TINY), "--output", str(out), "--no-cache"]
+    capsys.readouterr()
+
+    # 1. Two checkpoints after one --model, as the shell passes an unquoted glob.
+    assert main(["evaluate", "--model", str(ck5), str(ck20), *common]) == 0
+    assert "results.json: 2 rows added, 0 replaced, 0 kept" in capsys.readouterr().out
+    rows = json.loads((out / "results.json").read_text())
+    assert list(rows) == [_key(ck5), _key(ck20)]
+    ndcg20 = rows[_key(ck20)]["nDCG@10"]
+    rows[_key(ck20)]["nDCG@10"] = -1.0  # marks the old row: a replaced row must not keep it
+    (out / "results.json").write_text(json.dumps(rows))
+
+    # 2. The same checkpoint again, the final folder and the base model: one replaced, two added.
+    assert main(["evaluate", "--model", str(ck20), "--model", str(run), "splade-tiny", *common]) == 0
+    stdout = capsys.readouterr().out
+    assert "results.json: 2 rows added, 1 replaced, 1 kept" in stdout
+    rows = json.loads((out / "results.json").read_text())
+    assert list(rows) == [_key(ck5), _key(ck20), _key(run), _key("splade-tiny")]
+    assert rows[_key(ck20)]["nDCG@10"] == ndcg20
+    assert [rows[k]["step"] for k in rows] == [5, 20, 20, None]
+    assert all(str(m) in stdout for m in (ck5, ck20, run))  # the table shows the earlier run's row too
+    points = curve_points([row_result(r) for r in rows.values()])
+    assert [(p.step, p.model) for p in points] == [(0, "splade-tiny"), (5, str(ck5)), (20, str(run))]
+    assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # 3. Another dataset: a row of its own; its table shows only its own rows.
+    other = tmp_path / "other"
+    shutil.copytree(TINY, other)
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "splade-tiny",
+                "--dataset",
+                str(other),
+                "--output",
+                str(out),
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
+    stdout = capsys.readouterr().out
+    assert "results.json: 1 row added, 0 replaced, 4 kept" in stdout and str(ck5) not in stdout
+    rows = json.loads((out / "results.json").read_text())
+    assert list(rows) == [_key(ck5), _key(ck20), _key(run), _key("splade-tiny"), _key("splade-tiny", other)]

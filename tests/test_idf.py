@@ -143,14 +143,17 @@ def test_tokens_outside_the_vocabulary_warn(tmp_path, tokenizer):
 
 
 def test_cli_writes_idf_json(tmp_path, tokenizer):
-    from sparse_tune.cli.idf import main
+    from sparse_tune.cli.__main__ import main
 
     out = tmp_path / "idf.json"
-    assert main(["--corpus", str(MINI), "--tokenizer", "splade-tiny", "--output", str(out)]) == 0
+    assert main(["idf", "--corpus", str(MINI), "--tokenizer", "splade-tiny", "--output", str(out)]) == 0
     idf = read_idf(out)
     assert idf["the"] < idf["protein"] < idf["zebra"]
     assert (
-        main(["--corpus", str(tmp_path / "missing"), "--tokenizer", "splade-tiny", "--output", str(out)]) == 2
+        main(
+            ["idf", "--corpus", str(tmp_path / "missing"), "--tokenizer", "splade-tiny", "--output", str(out)]
+        )
+        == 2
     )
 
 

@@ -137,12 +137,14 @@ def test_bad_arguments():
 
 
 def test_cli_mines_a_beir_folder(tmp_path):
-    from sparse_tune.cli.mine import default_index_name, main
+    from sparse_tune.cli.__main__ import main
+    from sparse_tune.cli.mine import default_index_name
 
     out = tmp_path / "mined.jsonl"
     assert (
         main(
             [
+                "mine",
                 "--dataset",
                 str(MINI),
                 "--split",
@@ -163,7 +165,14 @@ def test_cli_mines_a_beir_folder(tmp_path):
         default_index_name("/x/SciFact Mini", "model", "out/ckpt-100")
         == "sparse-tune-mine-scifact-mini-model-ckpt-100"
     )
-    assert main(["--dataset", str(tmp_path), "--output", str(out)]) == 2  # not a BEIR folder
+    assert main(["mine", "--dataset", str(tmp_path), "--output", str(out)]) == 2  # not a BEIR folder
+
+
+def test_cli_model_method_without_a_model_is_one_line(capsys):
+    from sparse_tune.cli.__main__ import main
+
+    assert main(["mine", "--dataset", str(MINI), "--method", "model", "--output", "never.jsonl"]) == 2
+    assert capsys.readouterr().err == "sparse-tune mine: error: --method model needs --model\n"
 
 
 @pytest.mark.opensearch
@@ -199,10 +208,10 @@ def test_opensearch_backend_mines_through_the_same_code(
     overlap = sum(len(set(ours[q]) & set(theirs[q])) for q in queries) / (10 * len(queries))
     assert overlap > (0.8 if os.environ.get("SPARSE_TUNE_TEST_OPENSEARCH_URL") else 0.7)
 
-    from sparse_tune.cli.mine import main
+    from sparse_tune.cli.__main__ import main
 
     out = tmp_path / "os.jsonl"
-    args = ["--dataset", str(MINI), "--backend", "opensearch", "--opensearch-url", opensearch_url]
+    args = ["mine", "--dataset", str(MINI), "--backend", "opensearch", "--opensearch-url", opensearch_url]
     args += ["--index", fresh_index + "-cli", "--negatives", "2", "--output", str(out)]
     assert main(args) == 0
     assert len(read_training_jsonl(out)) == 40

@@ -78,10 +78,12 @@ def _die(*args, **kwargs):
 
 def test_results_json(tmp_path, monkeypatch):
     from sparse_tune import fsio
-    from sparse_tune.evaluation import report
+    from sparse_tune.evaluation import results_file
 
     def write(value):
-        report.write_results([EvalResult(model="m", metrics={"nDCG@10": value}, step=None)], tmp_path)
+        result = EvalResult(model="m", metrics={"nDCG@10": value})
+        row = results_file.result_row(result, "d", "test", "embedded")
+        results_file.write_rows(tmp_path / "results.json", {results_file.row_key(row): row})
 
     write(0.5)
     before = (tmp_path / "results.json").read_text()
@@ -127,11 +129,12 @@ def test_unreadable_cache_is_re_encoded_not_trusted(tmp_path, capsys):
     args = ["evaluate", "--model", "splade-tiny", "--dataset", str(Path(__file__).parent / "data" / "tiny_beir"),
             "--output", str(out)]
     assert main(args) == 0
-    first = json.loads((out / "results.json").read_text())["splade-tiny"]["nDCG@10"]
+    key = f"splade-tiny on {Path(__file__).parent / 'data' / 'tiny_beir'} (test, embedded)"
+    first = json.loads((out / "results.json").read_text())[key]["nDCG@10"]
     cache = next((out / "encoded").glob("*.npz"))
     cache.write_bytes(cache.read_bytes()[:100])  # a damaged cache (e.g. copied half-way)
     assert main(args) == 0
-    assert json.loads((out / "results.json").read_text())["splade-tiny"]["nDCG@10"] == first
+    assert json.loads((out / "results.json").read_text())[key]["nDCG@10"] == first
     assert np.load(cache, allow_pickle=False)["kind"] == "sparse"  # rewritten whole
 
 

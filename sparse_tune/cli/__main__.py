@@ -1,4 +1,9 @@
-"""``sparse-tune <verb> ...``: wiring only. Each verb lives in its own module."""
+"""``sparse-tune <verb> ...``: wiring only. Each verb lives in its own module.
+
+``main`` is the one entry and error path: the console script and every ``scripts/*.py``
+wrapper (through ``run_script``) parse, run and report errors here, so a bad argument
+reads and exits the same whichever way the verb was started.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from typing import NoReturn
 
 # Idle OpenMP threads that spin starve each other on shared or small CPUs (measured 4-8x
 # slower SPLADE heads on 2 busy cores); must be set before torch is first imported.
@@ -51,8 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
+    return call_reporting_errors(f"sparse-tune {args.verb}", lambda: args.func(args), debug)
+
+
+def call_reporting_errors(label: str, call: Callable[[], int | None], debug: bool = False) -> int:
+    """Run ``call``; a user error becomes one line ``LABEL: error: message`` on stderr and exit code 2.
+
+    Anything outside ``USER_ERRORS`` is a bug and keeps its traceback.
+    """
     try:
-        return int(args.func(args) or 0)
+        return int(call() or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -61,8 +76,17 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         else:
             message = " ".join(str(exc).split())  # one line, whatever the message held
-            print(f"sparse-tune {args.verb}: error: {message}", file=sys.stderr)
+            print(f"{label}: error: {message}", file=sys.stderr)
         return 2
+
+
+def run_script(verb: str) -> NoReturn:
+    """Entry of a ``scripts/*.py`` wrapper: ``sparse-tune VERB`` with the script's own arguments.
+
+    torchrun starts a script as ``__main__`` with its arguments in ``sys.argv`` like python does,
+    so ``torchrun scripts/train_ir.py recipe.yaml`` takes this path too.
+    """
+    sys.exit(main([verb, *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

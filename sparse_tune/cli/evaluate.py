@@ -10,12 +10,24 @@ from sparse_tune.cli.sparse_search_args import add_ann_args, add_prune_args, ann
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate one or several models on a BEIR split")
-    p.add_argument("--model", action="append", required=True,
-                   help="checkpoint folder, registered name, hub id, or a glob like 'out/checkpoint-*'; repeatable")
+    p.add_argument(
+        "--model",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="MODEL",
+        help="checkpoint folders, registered names, hub ids or globs like 'out/checkpoint-*' "
+        "(several after one flag, so an unquoted shell glob works; repeatable)",
+    )
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test")
     p.add_argument("--backend", choices=("embedded", "opensearch"), default="embedded")
-    p.add_argument("--output", default="runs/eval", help="folder for results.json (and the curve PNG)")
+    p.add_argument(
+        "--output",
+        default="runs/eval",
+        help="folder for results.json (and the curve PNG); rows already there are kept, and "
+        "replaced for the same model, dataset, split and backend",
+    )
     p.add_argument("--top-k", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
@@ -66,11 +78,21 @@ def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.beir import load_beir
     from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_model
     from sparse_tune.evaluation.checkpoints import expand_models
-    from sparse_tune.evaluation.report import format_table, plot_curve, write_results
+    from sparse_tune.evaluation.report import format_table, plot_curve
+    from sparse_tune.evaluation.results_file import (
+        RESULTS_NAME,
+        merge_rows,
+        read_rows,
+        result_row,
+        row_result,
+        write_rows,
+    )
     from sparse_tune.index import get_backend
     from sparse_tune.index.fingerprint import fingerprint_texts
 
     models = expand_models(args.model)
+    results_path = Path(args.output) / RESULTS_NAME
+    existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
     corpus, queries, qrels = load_beir(args.dataset, args.split)
     if args.max_queries:
         qrels = dict(list(qrels.items())[: args.max_queries])
@@ -86,17 +108,24 @@ def run(args: argparse.Namespace) -> int:
         compare_exact=args.compare_exact or approximate(args),
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
-    results = []
+    context = {"dataset": args.dataset, "split": args.split, "backend": args.backend}
+    new_rows: list[dict] = []
+    merged, counts = merge_rows(existing, new_rows)
     for model in models:
-        results.append(
-            evaluate_model(model, corpus, queries, qrels, backend, settings, corpus_fp, backend_name=args.backend)
+        result = evaluate_model(
+            model, corpus, queries, qrels, backend, settings, corpus_fp, backend_name=args.backend
         )
-        write_results(results, args.output, extra={"backend": args.backend, "dataset": args.dataset,
-                                                    "split": args.split})
-    print(format_table(results))
-    print(f"wrote {Path(args.output) / 'results.json'}")
-    if len(results) > 1 and not args.no_plot:
-        png = plot_curve(results, Path(args.output) / "curve.png")
+        new_rows.append(result_row(result, **context))
+        merged, counts = merge_rows(existing, new_rows)
+        write_rows(results_path, merged)  # after every model, so a later failure keeps the finished ones
+
+    # The table and curve show every row of this dataset, split and backend, earlier runs' included.
+    shown = [row_result(r) for r in merged.values() if all(r.get(k) == v for k, v in context.items())]
+    print(format_table(shown))
+    print(f"{RESULTS_NAME}: {counts}")
+    print(f"wrote {results_path}")
+    if not args.no_plot:
+        png = plot_curve(shown, Path(args.output) / "curve.png")
         if png:
             print(f"wrote {png}")
     return 0

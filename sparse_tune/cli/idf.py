@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 
 logger = logging.getLogger(__name__)
@@ -53,32 +52,21 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from sparse_tune.data.beir import load_corpus_any
-    from sparse_tune.data.errors import DataError
     from sparse_tune.data.idf import compute_idf, save_idf
     from sparse_tune.registry import resolve_model_path
 
-    try:
-        corpus = load_corpus_any(args.corpus)
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.tokenizer))
-        start = time.perf_counter()
-        idf = compute_idf(
-            corpus.texts,
-            tokenizer,
-            max_length=getattr(args, "max_length", None),
-            include_unseen=not getattr(args, "seen_only", False),
-        )
-        save_idf(args.output, idf)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    corpus = load_corpus_any(args.corpus)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.tokenizer))
+    start = time.perf_counter()
+    idf = compute_idf(
+        corpus.texts,
+        tokenizer,
+        max_length=getattr(args, "max_length", None),
+        include_unseen=not getattr(args, "seen_only", False),
+    )
+    save_idf(args.output, idf)
     print(
         f"wrote {len(idf)} token weights from {len(corpus)} documents to {args.output} "
         f"({time.perf_counter() - start:.1f}s)"
     )
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sparse-tune idf", description="Compute idf.json for a corpus.")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -105,19 +104,13 @@ def default_index_name(dataset: str, method: str, model: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.beir import load_beir
-    from sparse_tune.data.errors import DataError
     from sparse_tune.data.formats import write_training_jsonl
     from sparse_tune.index import get_backend
     from sparse_tune.mining.hard_negatives import mine_hard_negatives
 
     if args.method == "model" and not args.model:
-        print("error: --method model needs --model", file=sys.stderr)
-        return 2
-    try:
-        corpus, queries, qrels = load_beir(args.dataset, args.split)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise ValueError("--method model needs --model")
+    corpus, queries, qrels = load_beir(args.dataset, args.split)
     if args.method == "random":
         from sparse_tune.data.beir import beir_training_examples
 
@@ -161,12 +154,3 @@ def run(args: argparse.Namespace) -> int:
         f"{args.rank_range[0]}-{args.rank_range[1]}, {args.method} via {args.backend}) to {args.output}"
     )
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mine_hard_negatives", description="Mine hard negatives for a BEIR split."
-    )
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run(parser.parse_args(argv))

@@ -11,7 +11,11 @@ _STEP = re.compile(r"checkpoint-(\d+)$")
 
 
 def expand_models(specs: list[str]) -> list[str]:
-    """Globs expand to matching folders sorted by training step; names and hub ids pass through."""
+    """Globs expand to matching folders sorted by training step; names and hub ids pass through.
+
+    A model named twice (``--model 'runs/x/checkpoint-*' --model runs/x/checkpoint-5``) is
+    evaluated once, where it first appears.
+    """
     out: list[str] = []
     for spec in specs:
         if any(ch in spec for ch in "*?["):
@@ -21,7 +25,7 @@ def expand_models(specs: list[str]) -> list[str]:
             out.extend(sorted(matches, key=lambda m: (training_step(m) is None, training_step(m) or 0, m)))
         else:
             out.append(spec)
-    return out
+    return list(dict.fromkeys(out))
 
 
 def training_step(model: str) -> int | None:
