@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sparse_tune.index.bm25 import BM25Index, analyze, porter_stem
+from sparse_tune.index.analysis import analyze, porter_stem
+from sparse_tune.index.bm25 import BM25Index
 from sparse_tune.index.embedded import EmbeddedBackend
 
 DOCS = ["The cat sat.", "the DOG", "cat, cat; cat dog"]  # lengths 3, 2, 4 -> avgdl 3

@@ -12,7 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint folder, registered name, hub id, or a glob like 'out/checkpoint-*'; repeatable")
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test")
-    p.add_argument("--backend", choices=("embedded", "opensearch"), default="embedded")
+    p.add_argument("--backend", choices=("embedded", "seismic", "opensearch"), default="embedded",
+                   help="embedded: exact, in-process; seismic: approximate, in-process (index saved beside "
+                   "the encoding cache); opensearch: a cluster")
     p.add_argument("--output", default="runs/eval", help="folder for results.json (and the curve PNG)")
     p.add_argument("--top-k", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=32)
@@ -69,11 +71,15 @@ def run(args: argparse.Namespace) -> int:
     corpus, queries, qrels = load_beir(args.dataset, args.split)
     if args.max_queries:
         qrels = dict(list(qrels.items())[: args.max_queries])
-    backend = get_backend(args.backend, **backend_options(args))
+    cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
+    options = backend_options(args)
+    if args.backend == "seismic" and cache_dir:
+        options["index_dir"] = str(Path(cache_dir) / "seismic")
+    backend = get_backend(args.backend, **options)
     settings = EvalSettings(
         top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
         reindex=args.reindex,
-        cache_dir=None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded")),
+        cache_dir=cache_dir,
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
