@@ -152,9 +152,7 @@ def test_porter_follows_lucene_where_snowball_differs(word, stem):
 def test_english_analyzer_on_a_lucene_word_list():
     # EnglishAnalyzer: possessive 's (also with a curly apostrophe) removed before lowercasing; all
     # 33 stop words dropped; other apostrophes kept inside the token; Porter on what is left.
-    text = (
-        "The patient's Cells' pathology. NOT such a PROTEIN\u2019s fault, isn't it? There were 3.5 vs 10 ponies"
-    )
+    text = "The patient's Cells' pathology. NOT such a PROTEIN\u2019s fault, isn't it? There were 3.5 vs 10 ponies"
     assert analyze(text) == [
         "patient", "cell", "patholog", "protein", "fault", "isn't", "were", "3.5", "vs", "10", "poni"
     ]  # fmt: skip
