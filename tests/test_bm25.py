@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sparse_tune.index.bm25 import BM25Index, analyze, porter_stem
+from sparse_tune.index.analysis import analyze, porter_stem
+from sparse_tune.index.bm25 import BM25Index
 from sparse_tune.index.embedded import EmbeddedBackend
 
 DOCS = ["The cat sat.", "the DOG", "cat, cat; cat dog"]  # lengths 3, 2, 4 -> avgdl 3
@@ -120,6 +121,58 @@ PORTER = {
 @pytest.mark.parametrize("word, stem", sorted(PORTER.items()))
 def test_porter_stemmer(word, stem):
     assert porter_stem(word) == stem
+
+
+# Where Snowball's "porter" (PyStemmer) and Lucene's PorterStemmer (Porter's C release) differ;
+# the expected stems are Lucene's (EnglishAnalyzer / PorterStemFilter output).
+LUCENE_DEPARTURES = {
+    "is": "is",  # one- and two-letter words are left alone (Snowball: "i")
+    "vs": "vs",
+    "es": "es",
+    "possibly": "possibl",  # bli -> ble (Snowball has abli -> able only: "possibli")
+    "assembly": "assembl",
+    "irreversibly": "irrevers",  # bli -> ble, then step 4 removes "ible"
+    "pathology": "patholog",  # logi -> log (Snowball: "pathologi")
+    "biology": "biologi",  # but only when m > 0 before the suffix ("bio": m = 0)
+    "technologies": "technolog",
+    "logi": "logi",  # m = 0 before the suffix: no change
+    "trekking": "trek",  # C undoubles every consonant but l, s, z after -ed/-ing (Snowball: "trekk")
+    "revved": "rev",
+    "frolicking": "frolick",
+    "hopping": "hop",  # both agree
+    "eed": "eed",
+}
+
+
+@pytest.mark.parametrize("word, stem", sorted(LUCENE_DEPARTURES.items()))
+def test_porter_follows_lucene_where_snowball_differs(word, stem):
+    assert porter_stem(word) == stem
+
+
+def test_english_analyzer_on_a_lucene_word_list():
+    # EnglishAnalyzer: possessive 's (also with a curly apostrophe) removed before lowercasing; all
+    # 33 stop words dropped; other apostrophes kept inside the token; Porter on what is left.
+    text = "The patient's Cells' pathology. NOT such a PROTEIN\u2019s fault, isn't it? There were 3.5 vs 10 ponies"
+    assert analyze(text) == [
+        "patient", "cell", "patholog", "protein", "fault", "isn't", "were", "3.5", "vs", "10", "poni"
+    ]  # fmt: skip
+    assert analyze("a an and are as at be but by for if in into is it no not of on or such that the their "
+                   "then there these they this to was will with") == []  # fmt: skip
+    with pytest.raises(ValueError, match="unknown analyzer"):
+        analyze("x", "french")  # type: ignore[arg-type]
+
+
+def test_text_search_in_chunks_equals_one_batch():
+    texts = {f"d{i}": t for i, t in enumerate(DOCS + ["dogs and cats", "a sat dog"])}
+    queries = {f"q{i}": q for i, q in enumerate(["cat", "dog", "sat cat", "dogs", "nothing"])}
+    runs = []
+    for chunk in (2, 256):
+        backend = EmbeddedBackend(query_chunk=chunk)
+        backend.create("t", kind="sparse", with_text=True)
+        backend.add("t", None, texts=texts)
+        backend.finalize("t")
+        runs.append(backend.search_text("t", queries, top_k=3))
+    assert runs[0] == runs[1] and runs[0]["q4"] == {} and len(runs[0]["q0"]) == 3
 
 
 def test_hand_computed_scores():

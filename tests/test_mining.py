@@ -189,7 +189,7 @@ def test_opensearch_backend_mines_through_the_same_code(
     # Our BM25 analyses text exactly as the index's english analyzer does ...
     from opensearchpy import OpenSearch
 
-    from sparse_tune.index.bm25 import analyze
+    from sparse_tune.index.analysis import analyze
 
     client = OpenSearch(opensearch_url)
     differ = []

@@ -21,7 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test")
-    p.add_argument("--backend", choices=("embedded", "opensearch"), default="embedded")
+    p.add_argument(
+        "--backend",
+        choices=("embedded", "seismic", "opensearch"),
+        default="embedded",
+        help="embedded: exact, in-process; seismic: approximate, in-process (index saved beside "
+        "the encoding cache); opensearch: a cluster",
+    )
     p.add_argument(
         "--output",
         default="runs/eval",
@@ -98,11 +104,15 @@ def run(args: argparse.Namespace) -> int:
         qrels = dict(list(qrels.items())[: args.max_queries])
     if args.backend != "opensearch" and ann_options(args):
         raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
-    backend = get_backend(args.backend, **backend_options(args))
+    cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
+    options = backend_options(args)
+    if args.backend == "seismic" and cache_dir:
+        options["index_dir"] = str(Path(cache_dir) / "seismic")
+    backend = get_backend(args.backend, **options)
     settings = EvalSettings(
         top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
         reindex=args.reindex,
-        cache_dir=None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded")),
+        cache_dir=cache_dir,
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
         doc_prune_type=args.prune_type, doc_prune_ratio=args.prune_ratio,
         compare_exact=args.compare_exact or approximate(args),

@@ -35,9 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name or path for --method model")
     parser.add_argument(
         "--backend",
-        choices=("embedded", "opensearch"),
+        choices=("embedded", "seismic", "opensearch"),
         default="embedded",
-        help="embedded: in-process, no server; opensearch: a cluster (URL/credentials from options or env)",
+        help="embedded: exact, in-process, no server; seismic: approximate, in-process (sparse models and "
+        "BM25); opensearch: a cluster (URL/credentials from options or env)",
     )
     parser.add_argument(
         "--opensearch-url", default=None, help="OpenSearch URL (default: from the environment)"

@@ -1,4 +1,4 @@
-"""Retrieval backends: an exact in-process index and OpenSearch, behind one protocol."""
+"""Retrieval backends: exact and approximate (Seismic) in-process indexes and OpenSearch, behind one protocol."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sparse_tune.index.base import BackendName, IndexBackend
 
 
 def get_backend(name: BackendName, **options) -> IndexBackend:
-    """Build a backend by name; OpenSearch is imported lazily so the embedded path needs no client."""
+    """Build a backend by name; Seismic and OpenSearch are imported lazily, only when chosen."""
     if name == "embedded":
         from sparse_tune.index.embedded import EmbeddedBackend
 
@@ -15,7 +15,11 @@ def get_backend(name: BackendName, **options) -> IndexBackend:
         from sparse_tune.index.opensearch import OpenSearchBackend
 
         return OpenSearchBackend(**options)
-    raise ValueError(f"unknown backend '{name}': choose 'embedded' or 'opensearch'")
+    if name == "seismic":
+        from sparse_tune.index.seismic import SeismicBackend
+
+        return SeismicBackend(**options)
+    raise ValueError(f"unknown backend '{name}': choose 'embedded', 'seismic' or 'opensearch'")
 
 
 __all__ = ["BackendName", "IndexBackend", "get_backend"]

@@ -10,7 +10,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from sparse_tune.types import Encoded, Kind, Run
 
-BackendName = Literal["embedded", "opensearch"]
+BackendName = Literal["embedded", "seismic", "opensearch"]
 
 
 @runtime_checkable
@@ -41,8 +41,7 @@ class IndexBackend(Protocol):
         """BM25 over the indexed texts."""
         ...
 
-    def delete(self, index: str) -> None:
-        ...
+    def delete(self, index: str) -> None: ...
 
     def stats(self, index: str) -> dict[str, float]:
         """At least ``doc_count`` and ``size_bytes``."""

@@ -103,7 +103,9 @@ class EmbeddedBackend:
                 scores = (sp.csr_matrix(q[start:stop]) @ idx.matrix.T).toarray()  # (chunk, n_docs)
             else:
                 scores = np.asarray(q[start:stop], dtype=np.float32) @ idx.matrix.T  # (chunk, n_docs)
-            run.update(top_k_from_scores(scores, queries.ids[start:stop], idx.ids, top_k, idx.kind == "sparse"))
+            run.update(
+                top_k_from_scores(scores, queries.ids[start:stop], idx.ids, top_k, idx.kind == "sparse")
+            )
         return run
 
     def search_text(self, index: str, queries: dict[str, str], top_k: int) -> Run:
@@ -111,8 +113,12 @@ class EmbeddedBackend:
         if idx.bm25 is None:
             raise RuntimeError(f"index '{index}' was built without texts; BM25 needs them")
         qids = list(queries)
-        scores = idx.bm25.score([queries[q] for q in qids])  # (n_queries, n_docs)
-        return top_k_from_scores(scores, qids, idx.ids, top_k, positive_only=True)
+        run: Run = {}
+        for start in range(0, len(qids), self.query_chunk):  # bounded memory: chunk x n_docs scores
+            chunk = qids[start : start + self.query_chunk]
+            scores = idx.bm25.score([queries[q] for q in chunk])  # (chunk, n_docs)
+            run.update(top_k_from_scores(scores, chunk, idx.ids, top_k, positive_only=True))
+        return run
 
     def delete(self, index: str) -> None:
         self._indices.pop(index, None)
