@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from bench.splade import cli, measure, settings
 from bench.splade.agreement import top10
-from bench.splade.report import render_report
+from bench.splade.report import OTHER_BENCHMARKS, render_report, split_report, write_report
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 MODULES = [
@@ -192,7 +192,20 @@ def test_report_matches_committed_results_md():
     def stable(text: str) -> list[str]:
         return [line for line in text.splitlines() if not line.startswith(("- Machine:", "- torch "))]
 
-    assert stable(render_report(settings.FULL, saved)) == stable((BENCH / "RESULTS.md").read_text())
+    own, others = split_report((BENCH / "RESULTS.md").read_text())
+    assert stable(render_report(settings.FULL, saved)) == stable(own)
+    assert others.startswith(OTHER_BENCHMARKS)  # the other benchmarks' sections follow the marker
+
+
+def test_rewriting_the_report_keeps_the_other_benchmarks(tmp_path):
+    saved = json.loads((BENCH / "RESULTS.json").read_text())
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"old report\n\n{OTHER_BENCHMARKS}\n\n## Seismic\n\nfigures\n")
+    text = write_report(path, settings.FULL, saved)
+    assert path.read_text() == f"{text}\n\n{OTHER_BENCHMARKS}\n\n## Seismic\n\nfigures\n"
+    path.write_text("old report only\n")
+    write_report(path, settings.FULL, saved)
+    assert path.read_text() == text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,9 +44,25 @@ def render_report(settings: Settings, results: dict) -> str:
     return "\n".join(lines)
 
 
+#: RESULTS.md holds this report first, then the other benchmarks' sections (bench_seismic.py,
+#: bench_bm25.py, bench_cached.py, ...), written by hand from their printed figures. Everything
+#: from this line on belongs to them and survives a re-run of bench_splade.py.
+OTHER_BENCHMARKS = "<!-- other benchmarks: kept when bench_splade.py rewrites the report above -->"
+
+
+def split_report(text: str) -> tuple[str, str]:
+    """(this benchmark's report, the other benchmarks' part from the marker on, or "")."""
+    head, marker, tail = text.partition(OTHER_BENCHMARKS)
+    return (head.rstrip("\n"), marker + tail) if marker else (text, "")
+
+
 def write_report(path: Path | None, settings: Settings, results: dict) -> str:
-    """Render the report, write it to ``path`` unless that is None, and return the text."""
+    """Render the report, write it to ``path`` unless that is None, and return the text.
+
+    Whatever ``path`` already holds after :data:`OTHER_BENCHMARKS` is kept below the new report.
+    """
     text = render_report(settings, results)
     if path is not None:
-        path.write_text(text)
+        others = split_report(path.read_text())[1] if path.exists() else ""
+        path.write_text(text + ("\n\n" + others if others else ""))
     return text
