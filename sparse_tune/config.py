@@ -121,11 +121,11 @@ class LossConfig:
     flops_warmup_steps: int = field(default=0, metadata={"help": "Quadratic warm-up of the FLOPS weights."})
     flops_doc_threshold: Optional[float] = field(
         default=None,
-        metadata={"help": "l0 mask: FLOPS penalises a document only while its non-zeros exceed this (None: always)."},
+        metadata={"help": "l0 mask: FLOPS acts on a document only while its non-zeros exceed this."},
     )
     flops_query_threshold: Optional[float] = field(
         default=None,
-        metadata={"help": "l0 mask: FLOPS penalises a query only while its non-zeros exceed this (None: always)."},
+        metadata={"help": "l0 mask: FLOPS acts on a query only while its non-zeros exceed this."},
     )
     idf_aware_flops: bool = field(
         default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
@@ -172,20 +172,26 @@ class EvalConfig:
     )
     eval_holdout: Optional[int] = field(
         default=None,
-        metadata={"help": "When the dataset has no validation split: hold out N training queries (of beir_split "
-                  "of eval_dir), drawn by eval_holdout_seed, and remove them from training."},
+        metadata={
+            "help": "When the dataset has no validation split: hold out N training queries (of beir_split "
+            "of eval_dir), drawn by eval_holdout_seed, and remove them from training."
+        },
     )
     eval_holdout_seed: Optional[int] = field(
         default=None, metadata={"help": "Seed of the held-out draw (default: the training seed)."}
     )
     eval_corpus_budget: int = field(
         default=20000,
-        metadata={"help": "Validate on the full corpus when it has at most this many documents; otherwise on a "
-                  "candidate pool (BM25 top eval_pool_bm25_k + the judged documents)."},
+        metadata={
+            "help": "Validate on the full corpus when it has at most this many documents; otherwise on a "
+            "candidate pool (BM25 top eval_pool_bm25_k + the judged documents)."
+        },
     )
-    eval_pool_bm25_k: int = field(default=100, metadata={"help": "BM25 candidates per validation query (pool mode)."})
+    eval_pool_bm25_k: int = field(
+        default=100, metadata={"help": "BM25 candidates per validation query (pool mode)."}
+    )
     early_stopping_patience: Optional[int] = field(
-        default=None, metadata={"help": "Stop after this many evaluations without a new best (needs validation)."}
+        default=None, metadata={"help": "Stop after this many evaluations without a new best."}
     )
 
     @property
@@ -389,7 +395,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
     if evaluation.enabled and not (evaluation.eval_dir or data.beir_dir):
-        raise ConfigError("eval_split / eval_holdout need a BEIR folder to validate on: set eval_dir (or beir_dir)")
+        raise ConfigError("eval_split / eval_holdout need a BEIR folder: set eval_dir or beir_dir")
     if evaluation.early_stopping_patience is not None and not training.load_best_model_at_end:
         raise ConfigError("early_stopping_patience needs load_best_model_at_end: true")
     return TrainConfig(

@@ -29,7 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
             args_ = cfg.training
             line = summary_from_folder(
-                out, args_.metric_for_best_model, bool(args_.greater_is_better), bool(args_.load_best_model_at_end)
+                out,
+                args_.metric_for_best_model,
+                bool(args_.greater_is_better),
+                bool(args_.load_best_model_at_end),
             )
             if line:
                 print(line)

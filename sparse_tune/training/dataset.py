@@ -109,11 +109,15 @@ def build_groups(
         raise ValueError("no training data: set train_file (JSONL), hf_dataset or beir_dir (BEIR folder)")
     if exclude_queries:
         kept = [g for g in groups if g["query"] not in exclude_queries]
-        logger.info("held out %d validation queries: %d training groups removed", len(exclude_queries),
-                    len(groups) - len(kept))
-        if len(kept) == len(groups):
-            logger.warning("none of the %d held-out validation queries occur in the training data; "
-                           "is eval_dir the dataset the training data came from?", len(exclude_queries))
+        removed = len(groups) - len(kept)
+        n_held = len(exclude_queries)
+        logger.info("held out %d validation queries: %d training groups removed", n_held, removed)
+        if not removed:
+            logger.warning(
+                "none of the %d held-out validation queries occur in the training data; "
+                "is eval_dir the dataset the training data came from?",
+                len(exclude_queries),
+            )
         groups = kept
     if cfg.max_examples is not None:
         groups = groups[: cfg.max_examples]

@@ -87,7 +87,9 @@ def validation_split(cfg: TrainConfig) -> ValidationSplit | None:
 
     seed = cfg.eval.eval_holdout_seed if cfg.eval.eval_holdout_seed is not None else cfg.training.seed
     folder = cfg.eval.eval_dir or cfg.data.beir_dir
-    split = load_validation_split(folder, cfg.eval.eval_split, cfg.eval.eval_holdout, cfg.data.beir_split, seed)
+    split = load_validation_split(
+        folder, cfg.eval.eval_split, cfg.eval.eval_holdout, cfg.data.beir_split, seed
+    )
     if cfg.training.should_save:
         out = Path(cfg.training.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +148,10 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         from sparse_tune.evaluation.validation import RetrievalValidator
 
         validator = RetrievalValidator(
-            split, cfg.eval.eval_corpus_budget, cfg.eval.eval_pool_bm25_k, batch_size=args.per_device_eval_batch_size
+            split,
+            cfg.eval.eval_corpus_budget,
+            cfg.eval.eval_pool_bm25_k,
+            batch_size=args.per_device_eval_batch_size,
         )
         if cfg.eval.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.eval.early_stopping_patience))
@@ -178,10 +183,16 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     if split is not None:
         from sparse_tune.training.summary import validation_summary
 
+        state = trainer.state
         line = validation_summary(
-            {"log_history": trainer.state.log_history, "best_metric": trainer.state.best_metric,
-             "best_global_step": trainer.state.best_global_step},
-            args.metric_for_best_model, bool(args.greater_is_better), bool(args.load_best_model_at_end),
+            {
+                "log_history": state.log_history,
+                "best_metric": state.best_metric,
+                "best_global_step": state.best_global_step,
+            },
+            args.metric_for_best_model,
+            bool(args.greater_is_better),
+            bool(args.load_best_model_at_end),
         )
         if line:
             logger.info(line)

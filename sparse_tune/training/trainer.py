@@ -140,8 +140,9 @@ class RetrievalTrainer(Trainer):
 
     def _load_best_model(self) -> None:
         # load_best_model_at_end: the checkpoint holds our folder layout, not a state dict of the Retriever
-        logger.info("loading the best model from %s (%s)", self.state.best_model_checkpoint, self.state.best_metric)
-        load_weights_into(self.accelerator.unwrap_model(self.model), self.state.best_model_checkpoint)
+        best = self.state.best_model_checkpoint
+        logger.info("loading the best model from %s (%s)", best, self.state.best_metric)
+        load_weights_into(self.accelerator.unwrap_model(self.model), best)
 
     # 5b. validation through the Trainer's own hook, so metric_for_best_model, load_best_model_at_end,
     #    eval_on_start and EarlyStoppingCallback work unchanged
