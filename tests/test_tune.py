@@ -85,3 +85,11 @@ def test_missing_space_file_exit_code_2(tmp_path, capsys):
     code = main(["tune", str(ROOT / "configs" / "quickstart.yaml"), "--space", str(tmp_path / "nope.yaml"),
                  "--trials", "1"])  # fmt: skip
     assert code == 2 and "file not found" in capsys.readouterr().err
+
+
+def test_shipped_search_space_loads():
+    from sparse_tune.experiments.search_space import load_space
+
+    params = {p.name: p for p in load_space(ROOT / "configs" / "search_spaces" / "scifact.yaml")}
+    assert params["learning_rate"].log and params["docs_per_query"].choices == (2, 4, 8)
+    assert (params["flops_doc_threshold"].low, params["flops_doc_threshold"].high) == (64, 256)

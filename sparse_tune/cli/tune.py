@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the study stored in --storage. Extra --key value pairs override the recipe for every trial.",
     )
     p.add_argument("config", help="YAML recipe (configs/*.yaml)")
-    p.add_argument("--space", required=True, help="search-space YAML (see configs/tune_space_scifact.yaml)")
+    p.add_argument("--space", required=True, help="search-space YAML (see configs/search_spaces/scifact.yaml)")
     p.add_argument("--trials", type=int, required=True, help="total trials the study should reach")
     p.add_argument("--output", default=None, help="folder for trials, best_config.yaml, trials.csv, plots "
                    "(default runs/tune/<recipe name>)")  # fmt: skip
