@@ -157,6 +157,14 @@ class LossConfig:
         default=0.0, metadata={"help": "FLOPS weight on queries (ignored by inference-free models)."}
     )
     flops_warmup_steps: int = field(default=0, metadata={"help": "Quadratic warm-up of the FLOPS weights."})
+    flops_doc_threshold: Optional[float] = field(
+        default=None,
+        metadata={"help": "l0 mask: FLOPS acts on a document only while its non-zeros exceed this."},
+    )
+    flops_query_threshold: Optional[float] = field(
+        default=None,
+        metadata={"help": "l0 mask: FLOPS acts on a query only while its non-zeros exceed this."},
+    )
     idf_aware_flops: bool = field(
         default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
     )
@@ -176,6 +184,9 @@ class LossConfig:
             raise ConfigError("scale and temperature must be > 0")
         if self.flops_warmup_steps < 0:
             raise ConfigError(f"flops_warmup_steps must be >= 0, got {self.flops_warmup_steps}")
+        for name in ("flops_doc_threshold", "flops_query_threshold"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 non-zeros, got {getattr(self, name)}")
         teachers = []
         for t in self.teachers:
             if isinstance(t, TeacherConfig):
@@ -190,7 +201,59 @@ class LossConfig:
         self.teachers = teachers
 
 
-OURS = (ModelConfig, DataConfig, LossConfig)
+@dataclass
+class EvalConfig:
+    """Validation in the training loop (retrieval metrics every ``eval_steps``, base model at step 0)."""
+
+    eval_dir: Optional[str] = field(
+        default=None, metadata={"help": "BEIR folder to validate on (default: beir_dir).", "path": "file"}
+    )
+    eval_split: Optional[str] = field(
+        default=None, metadata={"help": "qrels split of eval_dir to validate on (e.g. dev)."}
+    )
+    eval_holdout: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "When the dataset has no validation split: hold out N training queries (of beir_split "
+            "of eval_dir), drawn by eval_holdout_seed, and remove them from training."
+        },
+    )
+    eval_holdout_seed: Optional[int] = field(
+        default=None, metadata={"help": "Seed of the held-out draw (default: the training seed)."}
+    )
+    eval_corpus_budget: int = field(
+        default=20000,
+        metadata={
+            "help": "Validate on the full corpus when it has at most this many documents; otherwise on a "
+            "candidate pool (BM25 top eval_pool_bm25_k + the judged documents)."
+        },
+    )
+    eval_pool_bm25_k: int = field(
+        default=100, metadata={"help": "BM25 candidates per validation query (pool mode)."}
+    )
+    early_stopping_patience: Optional[int] = field(
+        default=None, metadata={"help": "Stop after this many evaluations without a new best."}
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.eval_split is not None or self.eval_holdout is not None
+
+    def __post_init__(self) -> None:
+        if self.eval_split is not None and self.eval_holdout is not None:
+            raise ConfigError("set eval_split (a validation split the dataset has) or eval_holdout, not both")
+        if self.eval_holdout is not None and self.eval_holdout < 1:
+            raise ConfigError(f"eval_holdout must be >= 1 queries, got {self.eval_holdout}")
+        if self.eval_corpus_budget < 1 or self.eval_pool_bm25_k < 1:
+            raise ConfigError("eval_corpus_budget and eval_pool_bm25_k must be >= 1")
+        if self.early_stopping_patience is not None:
+            if self.early_stopping_patience < 1:
+                raise ConfigError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
+            if not self.enabled:
+                raise ConfigError("early_stopping_patience needs validation: set eval_split or eval_holdout")
+
+
+OURS = (ModelConfig, DataConfig, LossConfig, EvalConfig)
 
 
 def _path_fields(*classes: type) -> dict[str, str]:
@@ -320,6 +383,7 @@ class TrainConfig:
     loss: LossConfig
     training: Any  # transformers.TrainingArguments
     source: dict = field(default_factory=dict)  # the flat recipe as given (YAML + overrides)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def valid_keys() -> dict[str, list[str]]:
@@ -384,7 +448,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         else:
             by_class[owner][key] = value
     if unknown:
-        ours = sorted(k for name in ("ModelConfig", "DataConfig", "LossConfig") for k in keys[name])
+        ours = sorted(k for cls in OURS for k in keys[cls.__name__])
         everything = ours + keys["TrainingArguments"]
         hints = {k: difflib.get_close_matches(k, everything, n=3) for k in unknown}
         hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
@@ -397,7 +461,15 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     model = _build(ModelConfig, by_class["ModelConfig"])
     data = _build(DataConfig, by_class["DataConfig"])
     loss = _build(LossConfig, by_class["LossConfig"])
+    evaluation = _build(EvalConfig, by_class["EvalConfig"])
     targs = by_class["TrainingArguments"]
+    if evaluation.enabled:
+        # Validation goes through the Trainer's own machinery: evaluate every eval_steps (and the
+        # base model at step 0), keep the best checkpoint by retrieval quality.
+        targs.setdefault("eval_strategy", "steps")
+        targs.setdefault("eval_on_start", True)
+        targs.setdefault("metric_for_best_model", "ndcg@10")
+        targs.setdefault("load_best_model_at_end", True)
     targs.setdefault("output_dir", "runs/sparse_tune")
     targs.setdefault("remove_unused_columns", False)
     targs.setdefault("report_to", "none")
@@ -426,4 +498,8 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         raise ConfigError(f"training arguments: {exc}") from None
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
-    return TrainConfig(model=model, data=data, loss=loss, training=training, source=source)
+    if evaluation.enabled and not (evaluation.eval_dir or data.beir_dir):
+        raise ConfigError("eval_split / eval_holdout need a BEIR folder: set eval_dir or beir_dir")
+    if evaluation.early_stopping_patience is not None and not training.load_best_model_at_end:
+        raise ConfigError("early_stopping_patience needs load_best_model_at_end: true")
+    return TrainConfig(model=model, data=data, loss=loss, training=training, source=source, eval=evaluation)

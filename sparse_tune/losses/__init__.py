@@ -49,9 +49,14 @@ def build_loss(cfg: LossConfig, inference_free: bool, idf: torch.Tensor | None =
             if idf is None:
                 raise ValueError("idf_aware_flops needs IDF weights (an inference-free model or idf_path)")
             weights = idf_penalty(idf.detach())
-        regs.append(FlopsRegularizer("doc", cfg.flops_doc_weight, cfg.flops_warmup_steps, weights))
+        threshold = cfg.flops_doc_threshold
+        regs.append(FlopsRegularizer("doc", cfg.flops_doc_weight, cfg.flops_warmup_steps, weights, threshold))
     if cfg.flops_query_weight > 0 and not inference_free:
-        regs.append(FlopsRegularizer("query", cfg.flops_query_weight, cfg.flops_warmup_steps))
+        regs.append(
+            FlopsRegularizer(
+                "query", cfg.flops_query_weight, cfg.flops_warmup_steps, threshold=cfg.flops_query_threshold
+            )
+        )
     return RegularizedLoss(LOSSES[cfg.loss](cfg), regs)
 
 

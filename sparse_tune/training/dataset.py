@@ -73,8 +73,14 @@ def hf_examples(cfg: DataConfig) -> list[dict[str, Any]]:
     return examples
 
 
-def build_groups(cfg: DataConfig, seed: int, skipped: list | None = None) -> list[dict[str, Any]]:
-    """Query groups from the configured source; with ``skip_bad_lines`` the skipped lines' errors go to ``skipped``."""
+def build_groups(
+    cfg: DataConfig, seed: int, skipped: list | None = None, exclude_queries: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Query groups from the configured source; with ``skip_bad_lines`` the skipped lines' errors go to ``skipped``.
+
+    Groups whose query text is in ``exclude_queries`` (held-out validation queries) are
+    dropped, before ``max_examples``, whatever the source: texts are what every source shares.
+    """
     from sparse_tune.data.errors import DataError
     from sparse_tune.data.formats import make_groups, read_training_jsonl
 
@@ -101,6 +107,18 @@ def build_groups(cfg: DataConfig, seed: int, skipped: list | None = None) -> lis
         groups = make_groups(examples, cfg.docs_per_query, seed=seed)
     else:
         raise ValueError("no training data: set train_file (JSONL), hf_dataset or beir_dir (BEIR folder)")
+    if exclude_queries:
+        kept = [g for g in groups if g["query"] not in exclude_queries]
+        removed = len(groups) - len(kept)
+        n_held = len(exclude_queries)
+        logger.info("held out %d validation queries: %d training groups removed", n_held, removed)
+        if not removed:
+            logger.warning(
+                "none of the %d held-out validation queries occur in the training data; "
+                "is eval_dir the dataset the training data came from?",
+                len(exclude_queries),
+            )
+        groups = kept
     if cfg.max_examples is not None:
         groups = groups[: cfg.max_examples]
     if not groups:

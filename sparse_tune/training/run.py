@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from transformers import set_seed
 
 from sparse_tune.config import TrainConfig
+from sparse_tune.data.holdout import ValidationSplit
 from sparse_tune.losses import build_loss
 from sparse_tune.models.io import CheckpointError, build_model, model_config_for
 from sparse_tune.training.collator import GroupCollator
@@ -75,18 +78,43 @@ def resume_checkpoint(resume: str | bool | None, output_dir: str) -> str | None:
     return str(resume)
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train and save; returns the output folder (a loadable model folder)."""
+def validation_split(cfg: TrainConfig) -> ValidationSplit | None:
+    """The validation queries, or ``None`` when the recipe asks for none; written to the run folder."""
+    if not cfg.eval.enabled:
+        return None
+    from sparse_tune.data.holdout import SPLIT_FILE, load_validation_split
+    from sparse_tune.models.io import atomic_write_text
+
+    seed = cfg.eval.eval_holdout_seed if cfg.eval.eval_holdout_seed is not None else cfg.training.seed
+    folder = cfg.eval.eval_dir or cfg.data.beir_dir
+    split = load_validation_split(
+        folder, cfg.eval.eval_split, cfg.eval.eval_holdout, cfg.data.beir_split, seed
+    )
+    if cfg.training.should_save:
+        out = Path(cfg.training.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / SPLIT_FILE, json.dumps(split.to_json(), indent=2) + "\n")
+    return split
+
+
+def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
+    """Train and save; returns the output folder (a loadable model folder).
+
+    ``callbacks`` are extra ``TrainerCallback``s (``sparse-tune tune`` adds its pruner here).
+    """
     args = cfg.training
     # 1. Seed everything the run touches, so a rerun (or a resumed run) matches.
     set_seed(args.seed)
 
     resume = resume_checkpoint(args.resume_from_checkpoint, args.output_dir)  # checked before any work
 
-    # 2. Data first, so bad input fails before any model is loaded: fixed-size query groups
-    #    (1 positive + negatives), sampled once with the seed.
+    # 2. Data first, so bad input fails before any model is loaded: the validation queries (a
+    #    BEIR split, or training queries held out by seed), then fixed-size query groups
+    #    (1 positive + negatives) without the held-out queries, sampled once with the seed.
+    split = validation_split(cfg)
+    held_out = set(split.queries.values()) if split is not None and split.holdout else None
     skipped: list = []
-    groups = build_groups(cfg.data, seed=args.seed, skipped=skipped)
+    groups = build_groups(cfg.data, seed=args.seed, skipped=skipped, exclude_queries=held_out)
     logger.info("training on %d query groups of %d documents", len(groups), len(groups[0]["docs"]))
 
     # 3. The model: backbone + heads, from a name, folder or hub id.
@@ -110,18 +138,38 @@ def train(cfg: TrainConfig) -> Path:
             cfg.loss.teachers, score_scale=cfg.loss.score_scale, device=args.device, bf16=args.bf16
         )
 
-    # 6. Train with transformers' loop; resume if asked.
+    # 6. Validation through the Trainer's evaluation hook: every eval_steps and at step 0, best
+    #    checkpoint kept by metric_for_best_model, optional early stopping.
+    validator = None
+    callbacks = list(callbacks or [])
+    if split is not None:
+        from transformers import EarlyStoppingCallback
+
+        from sparse_tune.evaluation.validation import RetrievalValidator
+
+        validator = RetrievalValidator(
+            split,
+            cfg.eval.eval_corpus_budget,
+            cfg.eval.eval_pool_bm25_k,
+            batch_size=args.per_device_eval_batch_size,
+        )
+        if cfg.eval.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.eval.early_stopping_patience))
+
+    # 7. Train with transformers' loop; resume if asked.
     trainer = RetrievalTrainer(
         model=model,
         args=args,
         train_dataset=GroupDataset(groups),
+        eval_dataset=validator,
         data_collator=GroupCollator(model),
         loss_fn=loss_fn,
         teachers=teachers,
+        callbacks=callbacks or None,
     )
     trainer.train(resume_from_checkpoint=resume)
 
-    # 7. Save the final model where evaluate can load it.
+    # 8. Save the final model (the best checkpoint's, with load_best_model_at_end) where evaluate can load it.
     out = Path(args.output_dir)
     trainer.save_model(str(out))
     if args.should_save:
@@ -132,6 +180,22 @@ def train(cfg: TrainConfig) -> Path:
         # The recipe as run (YAML + overrides), so the folder says how it was made.
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(cfg.source, sort_keys=False))
         trainer.save_state()  # trainer_state.json: steps and logged loss terms, read by export's model card
+    if split is not None:
+        from sparse_tune.training.summary import validation_summary
+
+        state = trainer.state
+        line = validation_summary(
+            {
+                "log_history": state.log_history,
+                "best_metric": state.best_metric,
+                "best_global_step": state.best_global_step,
+            },
+            args.metric_for_best_model,
+            bool(args.greater_is_better),
+            bool(args.load_best_model_at_end),
+        )
+        if line:
+            logger.info(line)
     if skipped:  # repeated at the end, where it is seen: the warning at load time scrolled away
         logger.warning(
             "skipped %d bad line(s) of %s (skip_bad_lines); first: %s", len(skipped), cfg.data.train_file, skipped[0]

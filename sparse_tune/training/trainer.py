@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -25,6 +26,15 @@ from sparse_tune.models.retriever import Retriever
 
 logger = logging.getLogger(__name__)
 TRAINER_STATE_NAME = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME, written last
+
+
+@runtime_checkable
+class RetrievalEvaluator(Protocol):
+    """An ``eval_dataset`` that scores a model itself (retrieval metrics need the whole corpus, not batches)."""
+
+    def __len__(self) -> int: ...
+
+    def evaluate(self, model: Retriever) -> dict[str, float]: ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -127,6 +137,34 @@ class RetrievalTrainer(Trainer):
             )
         target = self.accelerator.unwrap_model(model if model is not None else self.model)
         load_weights_into(target, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        # load_best_model_at_end: the checkpoint holds our folder layout, not a state dict of the Retriever
+        best = self.state.best_model_checkpoint
+        logger.info("loading the best model from %s (%s)", best, self.state.best_metric)
+        load_weights_into(self.accelerator.unwrap_model(self.model), best)
+
+    # 5b. validation through the Trainer's own hook, so metric_for_best_model, load_best_model_at_end,
+    #    eval_on_start and EarlyStoppingCallback work unchanged
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        data = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not isinstance(data, RetrievalEvaluator):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        start = time.perf_counter()
+        model = self.accelerator.unwrap_model(self.model)
+        if self.args.world_size > 1:  # rank 0 scores, every rank gets the same numbers (same best, same stop)
+            box = [data.evaluate(model) if self.args.process_index == 0 else None]
+            torch.distributed.broadcast_object_list(box, src=0)
+            raw = box[0]
+        else:
+            raw = data.evaluate(model)
+        metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in raw.items()}
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 3)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
 
 # 6. which checkpoint folders resume may trust

@@ -1,0 +1,32 @@
+"""``sparse-tune seeds recipe.yaml --seeds 1 2 3 --dataset BEIR_DIR --split test``: mean ± std over seeds."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "seeds",
+        help="train a recipe once per seed, evaluate each on a BEIR split, report mean ± std",
+        description="Extra --key value pairs override the recipe for every seed.",
+    )
+    p.add_argument("config", help="YAML recipe (configs/*.yaml)")
+    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument("--dataset", required=True, help="BEIR folder to evaluate on")
+    p.add_argument("--split", default="test")
+    p.add_argument("--output", default="runs/seeds", help="folder for seed-S/ models and seeds.json")
+    p.set_defaults(func=run, accepts_overrides=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sparse_tune.config import parse_overrides
+    from sparse_tune.evaluation.report import format_table
+    from sparse_tune.experiments.seeds import format_summary, run_seeds
+
+    results, summary = run_seeds(
+        args.config, args.seeds, args.dataset, args.split, args.output, parse_overrides(args.overrides)
+    )
+    print(format_table(results))
+    print(format_summary(summary, len(results)))
+    return 0

@@ -1,0 +1,102 @@
+"""In-loop validation: the model being trained, scored on a validation split with the exact index.
+
+The Trainer calls :meth:`RetrievalValidator.evaluate` every ``eval_steps`` (and once on the
+base model at step 0). The whole corpus is encoded when it fits ``corpus_budget``, which
+makes the numbers the same as ``sparse-tune evaluate``'s; a corpus too large to re-encode
+at every evaluation is replaced by a fixed candidate pool, the union of BM25's top-k for
+each validation query and their judged documents. Pool numbers are higher than full-corpus
+ones (fewer distractors), so they compare checkpoints of one run, not runs on other pools.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from sparse_tune.data.holdout import ValidationSplit
+from sparse_tune.evaluation.metrics import evaluate_run
+from sparse_tune.index.embedded import EmbeddedBackend
+from sparse_tune.models.inference import encode_texts, sparsity_stats
+from sparse_tune.models.retriever import Retriever
+
+logger = logging.getLogger(__name__)
+
+
+def bm25_pool(split: ValidationSplit, k: int) -> list[int]:
+    """Corpus rows of the candidate pool: BM25 top-``k`` of every validation query plus the judged documents."""
+    backend = EmbeddedBackend()
+    backend.create("pool", "sparse", with_text=True)
+    backend.add("pool", None, texts=dict(zip(split.corpus.ids, split.corpus.texts, strict=True)))
+    backend.finalize("pool")
+    run = backend.search_text("pool", split.queries, k)
+    wanted = {d for docs in run.values() for d in docs} | {d for rels in split.qrels.values() for d in rels}
+    return [i for i, d in enumerate(split.corpus.ids) if d in wanted]
+
+
+class RetrievalValidator:
+    """A validation split the Trainer can evaluate: ``evaluate(model)`` returns metrics without a prefix."""
+
+    def __init__(
+        self,
+        split: ValidationSplit,
+        corpus_budget: int = 20000,
+        pool_bm25_k: int = 100,
+        batch_size: int = 32,
+        top_k: int = 100,
+    ) -> None:
+        self.split = split
+        self.batch_size = batch_size
+        self.top_k = top_k
+        self.query_ids = sorted(q for q in split.qrels if q in split.queries)
+        n = len(split.corpus)
+        if n <= corpus_budget:
+            self.mode: Literal["full", "pool"] = "full"
+            rows = range(n)
+            self.description = f"full corpus ({n} documents <= eval_corpus_budget {corpus_budget})"
+        else:
+            self.mode = "pool"
+            rows = bm25_pool(split, pool_bm25_k)
+            self.description = (
+                f"candidate pool of {len(rows)} documents (BM25 top-{pool_bm25_k} + judged), because the corpus "
+                f"has {n} > eval_corpus_budget {corpus_budget}"
+            )
+        self.doc_ids = [split.corpus.ids[i] for i in rows]
+        self.doc_texts = [split.corpus.texts[i] for i in rows]
+        logger.info(
+            "validation on %d queries of %s/%s%s, %s",
+            len(self.query_ids),
+            split.dataset,
+            split.split,
+            f" (held out {split.holdout} by seed {split.seed})" if split.holdout else "",
+            self.description,
+        )
+
+    def __len__(self) -> int:
+        return len(self.query_ids)
+
+    def evaluate(self, model: Retriever) -> dict[str, float]:
+        """nDCG@10, Recall@100, MRR@10 and (sparse) average non-zeros of the current model."""
+        docs = encode_texts(model, self.doc_ids, self.doc_texts, "document", self.batch_size, progress=False)
+        queries = encode_texts(
+            model,
+            self.query_ids,
+            [self.split.queries[q] for q in self.query_ids],
+            "query",
+            self.batch_size,
+            progress=False,
+        )
+        backend = EmbeddedBackend()
+        backend.create("validation", docs.kind)
+        backend.add("validation", docs)
+        backend.finalize("validation")
+        metrics = evaluate_run(self.split.qrels, backend.search("validation", queries, self.top_k))
+        out = {
+            "ndcg@10": metrics["nDCG@10"],
+            "recall@100": metrics["Recall@100"],
+            "mrr@10": metrics["MRR@10"],
+        }
+        if docs.kind == "sparse":
+            out["doc_nnz"] = sparsity_stats(docs)["nnz"]
+            out["query_nnz"] = sparsity_stats(queries)["nnz"]
+        out["num_docs"] = float(len(self.doc_ids))
+        return out

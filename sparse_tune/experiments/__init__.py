@@ -1,0 +1,1 @@
+"""Experiments over whole training runs: hyper-parameter search (Optuna) and repeats over seeds."""

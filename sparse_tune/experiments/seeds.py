@@ -1,0 +1,93 @@
+"""``sparse-tune seeds``: one recipe trained with several seeds, evaluated on a BEIR split, mean ± std.
+
+A single run's gain over the base model can be seed noise; repeating the recipe with a
+few seeds (each its own training order, negatives and held-out validation queries) says
+how large that noise is. The spread is the sample standard deviation (ddof 1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from sparse_tune.types import EvalResult
+
+#: Metrics summarised across seeds (results.json keys of ``sparse-tune evaluate``).
+SUMMARY_METRICS = ("nDCG@10", "MRR@10", "Recall@100", "doc_nnz", "query_nnz", "flops")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0.0 for a single value)."""
+    if not values:
+        raise ValueError("no values to summarise")
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def summarize(
+    results: list[EvalResult], metrics: tuple[str, ...] = SUMMARY_METRICS
+) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean", "std"}}`` over the runs that report the metric."""
+    out = {}
+    for name in metrics:
+        values = [r.metrics[name] for r in results if name in r.metrics]
+        if values:
+            mean, std = mean_std(values)
+            out[name] = {"mean": mean, "std": std}
+    return out
+
+
+def format_summary(summary: dict[str, dict[str, float]], n: int) -> str:
+    parts = [f"{name} {v['mean']:.4f} ± {v['std']:.4f}" for name, v in summary.items()]
+    return f"{n} seeds: " + ", ".join(parts)
+
+
+def run_seeds(
+    config: str,
+    seeds: list[int],
+    dataset: str,
+    split: str,
+    output: str | PathLike[str],
+    overrides: dict[str, Any],
+) -> tuple[list[EvalResult], dict[str, dict[str, float]]]:
+    """Train ``config`` once per seed into ``OUTPUT/seed-S``, evaluate each on ``dataset``/``split``."""
+    from sparse_tune.config import load_train_config
+    from sparse_tune.data.beir import load_beir
+    from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_model
+    from sparse_tune.index.embedded import EmbeddedBackend
+    from sparse_tune.index.fingerprint import fingerprint_texts
+    from sparse_tune.training.run import train
+
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"--seeds needs distinct seeds, got {seeds}")
+    output = Path(output)
+    corpus, queries, qrels = load_beir(dataset, split)  # checked before the first (long) training run
+    configs = [load_train_config(config, {**overrides, "seed": s, "output_dir": str(output / f"seed-{s}")})
+               for s in seeds]  # fmt: skip
+    corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
+    results = []
+    for seed, cfg in zip(seeds, configs, strict=True):
+        folder = train(cfg)
+        result = evaluate_model(
+            str(folder),
+            corpus,
+            queries,
+            qrels,
+            EmbeddedBackend(),
+            EvalSettings(progress=False),
+            corpus_fp,
+            label=f"seed {seed}",
+        )
+        results.append(result)
+    summary = summarize(results)
+    (output / "seeds.json").write_text(
+        json.dumps({"config": str(config), "dataset": str(dataset), "split": split, "seeds": seeds,
+                    "runs": [{"model": r.model, "metrics": r.metrics} for r in results], "summary": summary},
+                   indent=2) + "\n", encoding="utf-8",
+    )  # fmt: skip
+    return results, summary

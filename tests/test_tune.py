@@ -1,0 +1,95 @@
+"""``sparse-tune tune`` on the bundled sample: trials, best_config.yaml, resume from SQLite, failures recorded."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparse_tune.cli.__main__ import main
+
+optuna = pytest.importorskip("optuna")
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1", "--eval_holdout", "3",
+        "--eval_corpus_budget", "10", "--eval_pool_bm25_k", "5", "--max_doc_length", "32", "--max_query_length", "16",
+        "--per_device_train_batch_size", "2", "--docs_per_query", "2", "--flops_warmup_steps", "0"]  # fmt: skip
+SPACE = {"learning_rate": {"type": "float", "low": "1e-5", "high": "1e-3", "log": True}}
+
+
+def _tune(tmp_path: Path, trials: int, *extra: str) -> int:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    args = ["tune", str(ROOT / "configs" / "quickstart.yaml"), "--space", str(space), "--trials", str(trials),
+            "--output", str(tmp_path / "tune"), "--beir_dir", str(ROOT / "examples" / "scifact-mini"), *TINY, *extra]  # fmt: skip
+    return main(args)
+
+
+def _rows(tmp_path: Path) -> list[dict]:
+    with (tmp_path / "tune" / "trials.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_tune_writes_best_config_resumes_and_records_failures(tmp_path):
+    assert _tune(tmp_path, 2) == 0
+    out = tmp_path / "tune"
+    rows = _rows(tmp_path)
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+    best_row = max(rows, key=lambda r: float(r["value"]))
+    best = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best["learning_rate"] == pytest.approx(float(best_row["learning_rate"]))
+    assert best["model_name_or_path"] == "splade-tiny" and "output_dir" not in best
+    assert (out / "optimization_history.png").is_file() and (out / "study.db").is_file()
+    assert not list(out.glob("trial-*/checkpoint-*"))  # trials keep their best model, not their checkpoints
+
+    # A killed process leaves a RUNNING trial behind; the next run fails it and queues its parameters again.
+    study = optuna.load_study(study_name="quickstart", storage=f"sqlite:///{out / 'study.db'}")
+    study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)})
+    # Continue to 4 trials; the new one cannot train (no such file): its error is recorded, the study goes on.
+    assert _tune(tmp_path, 4, "--train_file", str(tmp_path / "missing.jsonl")) == 0
+    rows = _rows(tmp_path)
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]
+    assert rows[2]["error"].startswith("interrupted")
+    assert rows[3]["learning_rate"] == rows[2]["learning_rate"]  # the interrupted parameters, run again
+    assert rows[3]["error"].startswith("FileNotFoundError") and "missing.jsonl" in rows[3]["error"]
+    assert _tune(tmp_path, 4) == 0 and len(_rows(tmp_path)) == 4  # the study already has 4: nothing to run
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("learning_rate: {type: float, low: 1e-3, high: 1e-5}", "must be below high"),
+        ("lerning_rate: {type: float, low: 1e-5, high: 1e-3}", "not recipe keys: 'lerning_rate'"),
+        ("learning_rate: {type: uniform, low: 0, high: 1}", "type must be float, int or categorical"),
+        ("learning_rate: {type: float, low: 0, high: 1, log: true}", "log scale needs low > 0"),
+        ("docs_per_query: {type: categorical, choices: []}", "non-empty list"),
+        ("docs_per_query: {type: int, low: 2, high: 8, stepp: 2}", "unknown field"),
+        ("[1, 2]", "non-empty mapping"),
+        ("learning_rate: {type: float, low: [", "not valid YAML"),
+    ],
+)
+def test_bad_space_is_one_line_and_exit_code_2(tmp_path, capsys, space, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(space)
+    code = main(["tune", str(ROOT / "configs" / "quickstart.yaml"), "--space", str(path), "--trials", "1",
+                 "--output", str(tmp_path / "tune")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "tune").exists()  # nothing ran
+
+
+def test_missing_space_file_exit_code_2(tmp_path, capsys):
+    code = main(["tune", str(ROOT / "configs" / "quickstart.yaml"), "--space", str(tmp_path / "nope.yaml"),
+                 "--trials", "1"])  # fmt: skip
+    assert code == 2 and "file not found" in capsys.readouterr().err
+
+
+def test_shipped_search_space_loads():
+    from sparse_tune.experiments.search_space import load_space
+
+    params = {p.name: p for p in load_space(ROOT / "configs" / "search_spaces" / "scifact.yaml")}
+    assert params["learning_rate"].log and params["docs_per_query"].choices == (2, 4, 8)
+    assert (params["flops_doc_threshold"].low, params["flops_doc_threshold"].high) == (64, 256)

@@ -1,0 +1,160 @@
+"""In-loop validation: held-out split, Trainer evaluation at step 0 and every eval_steps, best kept, summary line."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sparse_tune.config import ConfigError, load_train_config
+from sparse_tune.data.beir import load_beir
+from sparse_tune.data.holdout import holdout_query_ids, load_validation_split
+from sparse_tune.evaluation.validation import RetrievalValidator
+from sparse_tune.training.dataset import build_groups
+from sparse_tune.training.run import train
+from sparse_tune.training.summary import TRY_NEXT, validation_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = [
+    ("aspirin heart attack", "Aspirin reduces the risk of heart attack."),
+    ("vitamin d bone", "Vitamin D improves bone density."),
+    ("covid vaccine", "The covid vaccine prevents severe disease."),
+    ("insulin diabetes", "Insulin treats type 1 diabetes."),
+    ("smoking lung cancer", "Smoking causes lung cancer."),
+    ("statins cholesterol", "Statins lower blood cholesterol."),
+    ("sleep memory", "Sleep consolidates memory."),
+    ("exercise depression", "Exercise eases depression."),
+]
+OTHER = ["Cats sleep a lot.", "The stock market fell.", "Rain in Spain.", "Guitar chords.", "Chess openings."]
+
+
+def write_beir(folder: Path) -> Path:
+    """A tiny BEIR folder: 8 train queries, each with one relevant document, plus 5 unrelated documents."""
+    (folder / "qrels").mkdir(parents=True)
+    docs = [(f"d{i}", text) for i, (_, text) in enumerate(TOPICS)] + [
+        (f"o{i}", t) for i, t in enumerate(OTHER)
+    ]
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in docs)
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": q}) + "\n" for i, (q, _) in enumerate(TOPICS))
+    )
+    rows = "".join(f"q{i}\td{i}\t1\r\n" for i in range(len(TOPICS)))
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\r\n" + rows)
+    return folder
+
+
+def _config(beir: Path, out: Path, **extra):
+    over = {
+        "beir_dir": str(beir),
+        "output_dir": str(out),
+        "max_steps": 2,
+        "per_device_train_batch_size": 2,
+        "docs_per_query": 2,
+        "logging_steps": 1,
+        "eval_steps": 1,
+        "save_steps": 1,
+        "eval_holdout": 3,
+        "learning_rate": 1e-3,
+        "flops_warmup_steps": 0,
+        "max_doc_length": 32,
+        "max_query_length": 16,
+        **extra,
+    }
+    return load_train_config(ROOT / "configs" / "quickstart.yaml", over)
+
+
+def test_holdout_draw_is_deterministic_whatever_the_order():
+    ids = [f"q{i}" for i in range(20)]
+    shuffled = ids[:]
+    random.Random(3).shuffle(shuffled)
+    first = holdout_query_ids(ids, 5, seed=7)
+    assert first == holdout_query_ids(shuffled, 5, seed=7) == sorted(first)
+    assert len(set(first)) == 5 and set(first) <= set(ids)
+    assert holdout_query_ids(ids, 5, seed=8) != first
+
+
+def test_holdout_of_every_query_is_refused():
+    with pytest.raises(ValueError, match="all 3 training queries"):
+        holdout_query_ids(["a", "b", "c"], 3, seed=0)
+
+
+def test_held_out_queries_are_removed_from_training(tmp_path):
+    beir = write_beir(tmp_path / "beir")
+    cfg = _config(beir, tmp_path / "out")
+    split = load_validation_split(beir, None, 3, "train", seed=42)
+    assert sorted(split.qrels) == holdout_query_ids([f"q{i}" for i in range(8)], 3, seed=42)
+    held = set(split.queries.values())
+    groups = build_groups(cfg.data, seed=42, exclude_queries=held)
+    assert len(groups) == 5 and not held & {g["query"] for g in groups}
+
+
+def test_validation_config_errors():
+    with pytest.raises(ConfigError, match="not both"):
+        load_train_config(ROOT / "configs" / "quickstart.yaml", {"eval_split": "dev", "eval_holdout": 5})
+    with pytest.raises(ConfigError, match="needs validation"):
+        load_train_config(ROOT / "configs" / "quickstart.yaml", {"early_stopping_patience": 2})
+    with pytest.raises(ConfigError, match="eval_dir"):
+        load_train_config(ROOT / "configs" / "quickstart.yaml", {"beir_dir": None, "eval_holdout": 5})
+
+
+def test_pool_mode_keeps_bm25_candidates_and_judged_documents(tmp_path, splade_tiny):
+    beir = write_beir(tmp_path / "beir")
+    split = load_validation_split(beir, None, 2, "train", seed=1)
+    pool = RetrievalValidator(split, corpus_budget=5, pool_bm25_k=1)
+    assert pool.mode == "pool" and "candidate pool" in pool.description
+    judged = {d for rels in split.qrels.values() for d in rels}
+    assert judged <= set(pool.doc_ids) and len(pool.doc_ids) <= 2 + len(judged)
+    full = RetrievalValidator(split, corpus_budget=100)
+    assert full.mode == "full" and len(full.doc_ids) == 13
+    metrics = full.evaluate(splade_tiny)
+    assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10", "doc_nnz", "query_nnz", "num_docs"}
+    assert 0 < metrics["ndcg@10"] <= 1 and metrics["num_docs"] == 13
+
+
+def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(tmp_path):
+    beir = write_beir(tmp_path / "beir")
+    out = train(_config(beir, tmp_path / "out", max_steps=3, save_total_limit=None))
+    written = json.loads((out / "validation_split.json").read_text())
+    assert written["holdout"] == 3 and written["seed"] == 42 and written["split"] == "train"
+    assert written["query_ids"] == holdout_query_ids([f"q{i}" for i in range(8)], 3, seed=42)
+
+    state = json.loads((out / "trainer_state.json").read_text())
+    evals = {h["step"]: h for h in state["log_history"] if "eval_ndcg@10" in h}
+    assert sorted(evals) == [0, 1, 2, 3]
+    for h in evals.values():
+        assert {"eval_recall@100", "eval_doc_nnz", "eval_query_nnz"} <= set(h)
+    best_step = max((1, 2, 3), key=lambda s: (evals[s]["eval_ndcg@10"], -s))  # ties: the first one wins
+    assert state["best_global_step"] == best_step
+    assert state["best_metric"] == evals[best_step]["eval_ndcg@10"]
+    # load_best_model_at_end: the saved model is the best checkpoint's
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    best = load_file(str(out / f"checkpoint-{best_step}" / "model.safetensors"))[key]
+    assert torch.equal(load_file(str(out / "model.safetensors"))[key], best)
+
+
+def test_summary_line_says_base_best_and_step():
+    history = [{"eval_ndcg@10": 0.5, "step": 0}, {"loss": 1.0, "step": 5}, {"eval_ndcg@10": 0.55, "step": 5}]
+    state = {"log_history": history, "best_metric": 0.55, "best_global_step": 5}
+    assert validation_summary(state) == "validation ndcg@10: base 0.5000 -> best 0.5500 at step 5 (+0.0500)"
+    worse = {"log_history": history, "best_metric": 0.45, "best_global_step": 5}
+    assert validation_summary(worse) == (
+        "validation ndcg@10: no checkpoint beat the base model (base 0.5000, best checkpoint 0.4500 at step 5, "
+        f"and that is the model saved); {TRY_NEXT}"
+    )
+    only_base = {"log_history": history[:1], "best_metric": None, "best_global_step": None}
+    assert "no checkpoint was evaluated after step 0" in validation_summary(only_base)
+    assert validation_summary({"log_history": [{"loss": 1.0, "step": 1}]}) is None
+
+
+def test_beir_split_validation_uses_that_split(tmp_path):
+    beir = write_beir(tmp_path / "beir")
+    (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\n")
+    split = load_validation_split(beir, "dev", None, "train", seed=0)
+    assert split.qrels == {"q1": {"d1": 1}} and split.holdout is None
+    assert load_beir(beir, "dev")[2] == split.qrels
