@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from sparse_tune.cli.__main__ import main
-from sparse_tune.evaluation.teacher_report import ENSEMBLE, format_report, rerank_report
 from sparse_tune.registry import resolve_model_path
 from sparse_tune.training.cross_encoder import CrossEncoderTeacher
+from sparse_tune.training.teacher_report import ENSEMBLE, format_report, rerank_report
 from sparse_tune.training.teachers import TeacherConfig, TeacherEnsemble
 
 QUERY = "what causes malaria"

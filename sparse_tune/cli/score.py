@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         for (query, docs), row_scores in zip(units, scores, strict=True):
             f.write(json.dumps({"query": query, "docs": docs, "scores": row_scores}, ensure_ascii=False) + "\n")
     if args.evaluate:
-        from sparse_tune.evaluation.teacher_report import format_report, rerank_report
+        from sparse_tune.training.teacher_report import format_report, rerank_report
 
         report = rerank_report(ensemble, examples, args.queries_per_batch)
         report_path = out.with_name(out.name + ".teachers.json")

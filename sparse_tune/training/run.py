@@ -83,7 +83,7 @@ def validation_split(cfg: TrainConfig) -> ValidationSplit | None:
     if not cfg.eval.enabled:
         return None
     from sparse_tune.data.holdout import SPLIT_FILE, load_validation_split
-    from sparse_tune.models.io import atomic_write_text
+    from sparse_tune.fsio import atomic_write_text
 
     seed = cfg.eval.eval_holdout_seed if cfg.eval.eval_holdout_seed is not None else cfg.training.seed
     folder = cfg.eval.eval_dir or cfg.data.beir_dir
