@@ -118,6 +118,8 @@ def train(cfg: TrainConfig) -> Path:
         data_collator=GroupCollator(model),
         loss_fn=loss_fn,
         teachers=teachers,
+        gather_across_devices=cfg.loss.gather_across_devices,
+        mini_batch_size=cfg.loss.mini_batch_size if cfg.loss.cached else None,
     )
     trainer.train(resume_from_checkpoint=resume)
 
