@@ -286,16 +286,18 @@ def main() -> None:
         ("ours (cached)", "ours", batch, mbs, 1),
         ("sentence-transformers CachedSpladeLoss", "sentence-transformers", batch, mbs, 1),
     ]
-    rows = []
-    for label, system, n, m, repeats in plan:
+    rows = [
+        (label, n, m, {"error": "not run yet (the run was stopped before this row)"})
+        for label, _, n, m, _ in plan
+    ]
+    for i, (label, system, n, m, repeats) in enumerate(plan):
         result = run_worker(system, n, m, repeats)
         print(label, n, m, json.dumps(result), flush=True)
-        rows.append((label, n, m, result))
-    lines = report(rows, batch)
-    print("\n".join(lines))
-    if not args.quick:
-        (HERE / "RESULTS_cached.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-        write_section(lines)
+        rows[i] = (label, n, m, result)
+        if not args.quick:  # after every row, so a run stopped early still leaves its figures
+            (HERE / "RESULTS_cached.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+            write_section(report(rows, batch))
+    print("\n".join(report(rows, batch)))
 
 
 if __name__ == "__main__":
