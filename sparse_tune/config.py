@@ -175,8 +175,21 @@ class LossConfig:
         default=DEFAULT_SCORE_SCALE,
         metadata={"help": "Scale of the combined per-query min-max teacher scores (KL target sharpness)."},
     )
+    gather_across_devices: bool = field(
+        default=True,
+        metadata={"help": "Under DDP: in-batch negatives and FLOPS over every rank's representations (global "
+                  "batch); false keeps each rank to its own batch. No effect in a single process."},
+    )
+    cached: bool = field(
+        default=False,
+        metadata={"help": "GradCache: encode each step in chunks of mini_batch_size examples; same loss and "
+                  "gradients as uncached, at the activation memory of one chunk."},
+    )
+    mini_batch_size: int = field(default=32, metadata={"help": "Examples per chunk when cached is true."})
 
     def __post_init__(self) -> None:
+        if self.mini_batch_size < 1:
+            raise ConfigError(f"mini_batch_size must be >= 1, got {self.mini_batch_size}")
         for name in ("flops_doc_weight", "flops_query_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")

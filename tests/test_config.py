@@ -48,6 +48,9 @@ def test_unknown_key_lists_valid_ones_and_suggests(tmp_path):
         ("normalize", "maybe", "expected true/false"),
         ("scale", "nan", "finite"),
         ("teachers", [{"type": "dense"}], "must have keys"),
+        ("mini_batch_size", 0, "mini_batch_size must be >= 1"),
+        ("cached", "sometimes", "expected true/false"),
+        ("gather_across_devices", "maybe", "expected true/false"),
     ],
 )
 def test_bad_values_are_rejected(tmp_path, key, value, fragment):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -125,3 +126,15 @@ def test_hugging_face_dataset_source(tmp_path):
     (folder / "train.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "query": ""}) + "\n")
     with pytest.raises(DataError, match=r"\[train\]:2: .*query.* is empty"):
         build_groups(DataConfig(hf_dataset=str(folder), docs_per_query=2), seed=1)
+
+
+def test_cached_training_with_gradient_accumulation(train_file, tmp_path):
+    """The GradCache step runs inside the Trainer's own backward (accumulation scales it through the hook)."""
+    out = _run("splade_scifact.yaml", train_file, tmp_path / "out", save_steps=2, max_steps=2,
+               cached=True, mini_batch_size=1, gradient_accumulation_steps=2, max_doc_length=32)
+    before = load_file(str(Path(resolve_model_path("splade-tiny")) / "model.safetensors"))
+    after = load_file(str(out / "model.safetensors"))
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(before[key], after[key])
+    logs = [h for h in _log_history(out) if "loss" in h]
+    assert len(logs) == 2 and all(math.isfinite(h["loss"]) and h["infonce"] > 0 for h in logs)

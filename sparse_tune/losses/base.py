@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+
+from sparse_tune.distributed import gather_rows
 
 
 @dataclass
@@ -13,12 +15,19 @@ class LossInputs:
 
     ``d`` is grouped per query: rows ``i*G:(i+1)*G`` are query ``i``'s candidates and the
     first of them is its positive, so in-batch negatives are every other query's rows.
+
+    ``q`` and ``d`` are this rank's share of the batch. With ``gather`` (under DDP), losses
+    that look across the batch (in-batch negatives, FLOPS) read the global batch through
+    :meth:`global_docs` / :meth:`global_queries`: every rank's rows in rank order, with
+    gradients flowing back to their own ranks. Each side is gathered at most once per batch.
     """
 
     q: torch.Tensor  # (batch, dim)
     d: torch.Tensor  # (batch * group, dim)
     teacher_scores: torch.Tensor | None = None  # (batch, group)
     step: int = 0
+    gather: bool = False
+    _gathered: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def batch_size(self) -> int:
@@ -29,6 +38,22 @@ class LossInputs:
         if self.d.shape[0] % self.q.shape[0]:
             raise ValueError(f"d has {self.d.shape[0]} rows, not a multiple of the {self.q.shape[0]} queries")
         return self.d.shape[0] // self.q.shape[0]
+
+    def global_docs(self) -> tuple[torch.Tensor, int]:
+        """Documents of the global batch (world batch * group, dim) and the row of this rank's first one."""
+        return self._global("d")
+
+    def global_queries(self) -> torch.Tensor:
+        """Queries of the global batch: (world batch, dim)."""
+        return self._global("q")[0]
+
+    def _global(self, side: str) -> tuple[torch.Tensor, int]:
+        local = self.q if side == "q" else self.d
+        if not self.gather:
+            return local, 0
+        if side not in self._gathered:
+            self._gathered[side] = gather_rows(local)
+        return self._gathered[side]
 
     def group_scores(self) -> torch.Tensor:
         """Each query against its own candidates: (batch, group)."""

@@ -13,7 +13,8 @@ class RegularizedLoss(nn.Module):
     """``main`` plus FLOPS on queries and/or documents; returns every term by name.
 
     Regularisers see the representations, not the scores, so any ranking or distillation
-    loss composes with them unchanged.
+    loss composes with them unchanged. They see the global batch (``LossInputs.global_*``),
+    so under DDP with gathering the FLOPS estimate is the mean over every rank's rows.
     """
 
     def __init__(self, main: nn.Module, regularizers: list[FlopsRegularizer] | None = None) -> None:
@@ -25,7 +26,7 @@ class RegularizedLoss(nn.Module):
         out = dict(self.main(batch))
         total = out["loss"]
         for reg in self.regularizers:
-            reps = batch.q if reg.side == "query" else batch.d
+            reps = batch.global_queries() if reg.side == "query" else batch.global_docs()[0]
             terms = reg(reps, batch.step)
             total = total + terms.pop("weighted")
             out.update(terms)

@@ -15,6 +15,8 @@ class InfoNCELoss(nn.Module):
     Scores are dot products multiplied by ``scale`` (= 1 / temperature). Sparse models use
     scale 1 (their dot products are already unbounded); normalised dense models use ~20-50.
     ``in_batch_negatives=False`` restricts the softmax to the query's own group.
+    In-batch negatives come from the global batch (``LossInputs.global_docs``): under DDP with
+    gathering each rank scores its own queries against every rank's documents.
     """
 
     def __init__(self, scale: float = 1.0, in_batch_negatives: bool = True) -> None:
@@ -27,8 +29,9 @@ class InfoNCELoss(nn.Module):
     def forward(self, batch: LossInputs) -> dict[str, torch.Tensor]:
         b, g = batch.batch_size, batch.group_size
         if self.in_batch_negatives:
-            scores = batch.q @ batch.d.T  # (batch, batch * group)
-            target = torch.arange(b, device=scores.device) * g
+            docs, first = batch.global_docs()  # (world batch * group, dim), this rank's first row
+            scores = batch.q @ docs.T  # (batch, world batch * group)
+            target = first + torch.arange(b, device=scores.device) * g
         else:
             scores = batch.group_scores()  # (batch, group)
             target = torch.zeros(b, dtype=torch.long, device=scores.device)

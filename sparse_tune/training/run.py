@@ -166,6 +166,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         loss_fn=loss_fn,
         teachers=teachers,
         callbacks=callbacks or None,
+        gather_across_devices=cfg.loss.gather_across_devices,
+        mini_batch_size=cfg.loss.mini_batch_size if cfg.loss.cached else None,
     )
     trainer.train(resume_from_checkpoint=resume)
 

@@ -20,9 +20,11 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from sparse_tune.distributed import mean_over_ranks, world_size
 from sparse_tune.losses.base import LossInputs
 from sparse_tune.models.io import CheckpointError, load_weights_into
 from sparse_tune.models.retriever import Retriever
+from sparse_tune.training.cached import encode_and_score
 
 logger = logging.getLogger(__name__)
 TRAINER_STATE_NAME = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME, written last
@@ -42,10 +44,24 @@ class NonFiniteLossError(RuntimeError):
 
 
 class RetrievalTrainer(Trainer):
-    def __init__(self, *args: Any, loss_fn: nn.Module, teachers: Any = None, **kwargs: Any) -> None:
+    """``gather_across_devices``: under DDP, losses see every rank's representations (global batch).
+    ``mini_batch_size``: when set, each step is encoded in chunks of that many examples (GradCache).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        loss_fn: nn.Module,
+        teachers: Any = None,
+        gather_across_devices: bool = True,
+        mini_batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
         self.teachers = teachers
+        self.gather_across_devices = gather_across_devices
+        self.mini_batch_size = mini_batch_size
         self._sums: dict[str, float] = defaultdict(float)
         self._count = 0
 
@@ -57,12 +73,18 @@ class RetrievalTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> torch.Tensor:
-        q, d = model(query=inputs["query"], docs=inputs["docs"])  # (batch, dim), (batch * group, dim)
         teacher = inputs.get("teacher_scores")
         if self.teachers is not None:
             # Each rank scores only its own share of the batch: the live teachers run here, per rank.
-            teacher = self.teachers.score(inputs["query_texts"], inputs["doc_texts"]).to(q.device)
-        terms = self.loss_fn(LossInputs(q=q, d=d, teacher_scores=teacher, step=self.state.global_step))
+            teacher = self.teachers.score(inputs["query_texts"], inputs["doc_texts"]).to(self.args.device)
+        gather = self.gather_across_devices and world_size() > 1
+        step = self.state.global_step
+
+        def loss_of(q: torch.Tensor, d: torch.Tensor) -> dict[str, torch.Tensor]:
+            return self.loss_fn(LossInputs(q=q, d=d, teacher_scores=teacher, step=step, gather=gather))
+
+        # (batch, dim), (batch * group, dim): this rank's share; losses gather what they need
+        q, d, terms = encode_and_score(model, inputs["query"], inputs["docs"], loss_of, self.mini_batch_size)
         self._check_finite(terms)
         self._accumulate(terms, q, d)
         loss = terms["loss"]
@@ -82,7 +104,8 @@ class RetrievalTrainer(Trainer):
                     f"saved to {path}. Lower the learning rate or FLOPS weights, or check the data."
                 )
 
-    # 3. what to log for sparse models: every loss term, non-zeros per query and document
+    # 3. what to log for sparse models: every loss term, non-zeros per query and document,
+    #    each the mean over ranks (terms on gathered tensors are already global; the rest are not)
     def _accumulate(self, terms: dict[str, torch.Tensor], q: torch.Tensor, d: torch.Tensor) -> None:
         for name, value in terms.items():
             if name != "loss":
@@ -94,8 +117,10 @@ class RetrievalTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._count and "loss" in logs:
-            for name, total in self._sums.items():
-                logs[name] = round(total / self._count, 6)
+            # every rank logs (transformers gathers `loss` the same way), so the all-reduce is collective
+            means = mean_over_ranks({k: v / self._count for k, v in self._sums.items()}, self.args.device)
+            for name, value in means.items():
+                logs[name] = round(value, 6)
             self._sums.clear()
             self._count = 0
         super().log(logs, start_time)
