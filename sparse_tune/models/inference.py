@@ -52,7 +52,7 @@ def encode_texts(
         torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     )
     with torch.inference_mode(), autocast:
-        for start in tqdm(range(0, len(texts), batch_size), desc=f"encode {side}s", disable=not progress):
+        for start in tqdm(range(0, len(texts), batch_size), desc="encode queries" if side == "query" else "encode documents", disable=not progress):
             batch_idx = order[start : start + batch_size]
             features = model.tokenize([texts[i] for i in batch_idx], side)
             features = {k: v.to(device) for k, v in features.items()}
