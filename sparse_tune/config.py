@@ -113,7 +113,7 @@ class DataConfig:
             raise ConfigError(f"max_examples must be >= 1, got {self.max_examples}")
 
 
-TEACHER_TYPES = ("dense", "sparse", "cross_encoder")
+TEACHER_TYPES = ("dense", "sparse", "cross_encoder", "bm25")
 #: OpenSearch's reference distillation recipe scales per-query min-max teacher scores by 30: the
 #: best candidate then leads a 0-score one by e^30 in the KL target, a sharp but not one-hot
 #: distribution. At 1.0 the targets are nearly uniform and carry almost no ranking.
@@ -122,14 +122,15 @@ DEFAULT_SCORE_SCALE = 30.0
 
 @dataclass
 class TeacherConfig:
-    """One live teacher: ``{type: dense|sparse|cross_encoder, model: name-or-path, weight: w}``.
+    """One live teacher: ``{type: dense|sparse|cross_encoder|bm25, model: name-or-path, weight: w}``.
 
     ``dense`` and ``sparse`` teachers are bi-encoders (any checkpoint ``load_model`` reads);
     ``cross_encoder`` is an ``AutoModelForSequenceClassification`` reranker that reads each
-    (query, document) pair together.
+    (query, document) pair together; ``bm25`` is lexical BM25 whose ``model`` is the corpus
+    (BEIR folder or corpus JSONL) that gives its statistics.
     """
 
-    type: Literal["dense", "sparse", "cross_encoder"]
+    type: Literal["dense", "sparse", "cross_encoder", "bm25"]
     model: str = field(metadata={"path": "name_or_path"})
     weight: float = 1.0
 
@@ -169,7 +170,7 @@ class LossConfig:
         default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
     )
     teachers: list = field(
-        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse|cross_encoder, model: ..., weight: ...}]."}
+        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."}
     )
     score_scale: float = field(
         default=DEFAULT_SCORE_SCALE,

@@ -153,3 +153,35 @@ def test_teacher_weights_must_sum_to_a_positive_number(tmp_path: Path, capsys) -
 
     with pytest.raises(ConfigError, match="unknown teacher type 'bm99'"):
         LossConfig(loss="kl", teachers=[{"type": "bm99", "model": "x"}])
+
+
+def test_bm25_teacher_scores_like_the_embedded_bm25_index() -> None:
+    from sparse_tune.data.beir import load_corpus_any
+    from sparse_tune.index.bm25 import BM25Index
+
+    mini = Path(__file__).resolve().parent.parent / "examples" / "scifact-mini"
+    corpus = load_corpus_any(mini)
+    ensemble = TeacherEnsemble([TeacherConfig(type="bm25", model=str(mini))], device="cpu")
+    queries = ["vitamin d deficiency and bone fractures", "aspirin lowers the risk of heart attack"]
+    docs = [corpus.texts[:3], [corpus.texts[5], "aspirin heart attack risk", corpus.texts[0]]]
+    (raw,) = ensemble.teacher_scores(queries, docs)
+    full = BM25Index(corpus.texts).score(queries)  # (2, n_docs): the index's own scores
+    expected0 = full[0, :3]
+    assert raw[0].tolist() == pytest.approx(expected0.tolist(), rel=1e-6, abs=1e-6)
+    assert raw[1, 0].item() == pytest.approx(float(full[1, 5]), rel=1e-6, abs=1e-6)
+    assert raw[1, 2].item() == pytest.approx(float(full[1, 0]), rel=1e-6, abs=1e-6)
+    assert raw[1, 1] > raw[1, 0] and raw[1, 1] > 0  # a text outside the corpus is scored with its statistics
+
+
+def test_bm25_pair_scores_by_hand() -> None:
+    from sparse_tune.index.bm25 import BM25Index
+
+    index = BM25Index(["cats chase mice", "dogs chase cats", "birds sing"])  # avgdl = 8 / 3
+    # "cat" is in 2 of 3 documents: idf = log(1 + (3 - 2 + 0.5) / (2 + 0.5)) = log(1.6)
+    idf = math.log(1.6)
+    # a new text "cat" (dl 1): tf 1 / (1 + 1.2 * (1 - 0.75 + 0.75 * 1 / (8 / 3)))
+    expected = idf * 1 / (1 + 1.2 * (0.25 + 0.75 * 3 / 8))
+    (score,) = index.score_pairs(["cats"], ["a cat"]).tolist()  # "a" is a stop word
+    assert score == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="one text per query"):
+        index.score_pairs(["a", "b"], ["c"])

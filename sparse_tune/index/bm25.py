@@ -53,13 +53,36 @@ class BM25Index:
         df = np.bincount(counts.indices, minlength=len(self.vocab))  # (n_terms,)
         self.idf = np.log1p((self.n_docs - df + 0.5) / (df + 0.5))  # (n_terms,)
 
-        norm = k1 * (1.0 - b + b * dl / self.avgdl) if self.avgdl > 0 else np.full(self.n_docs, k1)
+        self.weights = self._weights(counts, dl)  # (n_docs, n_terms)
+
+    def _weights(self, counts: sp.csr_matrix, dl: np.ndarray) -> sp.csr_matrix:
+        """Per-(doc, term) BM25 weights of term counts, with this collection's idf and avgdl."""
+        k1, b = self.k1, self.b
+        norm = k1 * (1.0 - b + b * dl / self.avgdl) if self.avgdl > 0 else np.full(counts.shape[0], k1)
         tf = counts.data.astype(np.float64)
-        rows = np.repeat(np.arange(self.n_docs), np.diff(counts.indptr))
+        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
         weights = self.idf[counts.indices] * tf / (tf + norm[rows])
-        self.weights = sp.csr_matrix(
-            (weights.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape
-        )  # (n_docs, n_terms)
+        return sp.csr_matrix((weights.astype(np.float32), counts.indices, counts.indptr), shape=counts.shape)
+
+    def document_weights(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """BM25 weights of any texts against this collection's statistics, ``(n_texts, n_terms)``.
+
+        A text of the collection gets exactly its indexed row; another text is scored as if it
+        were one more document that does not change idf or avgdl (terms the collection never
+        saw cannot match a query term, but they count in the text's length).
+        """
+        analyze_fn = ANALYZERS[self.analyzer]
+        tokens = [analyze_fn(t) for t in texts]
+        dl = np.array([len(t) for t in tokens], dtype=np.float64)  # (n_texts,)
+        return self._weights(term_counts(tokens, self.vocab), dl)
+
+    def score_pairs(self, queries: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        """BM25 of ``queries[i]`` against ``texts[i]`` for each i, ``(n,)`` float32."""
+        if len(queries) != len(texts):
+            raise ValueError(f"need one text per query, got {len(queries)} queries and {len(texts)} texts")
+        q = self.query_vectors(queries)  # (n, n_terms)
+        d = self.document_weights(texts)  # (n, n_terms)
+        return np.asarray(q.multiply(d).sum(axis=1), dtype=np.float32).ravel()
 
     def _count(self, token_lists: list[list[str]], grow: bool) -> sp.csr_matrix:
         """Term-count CSR with one row per token list; unknown terms are added (grow) or dropped."""

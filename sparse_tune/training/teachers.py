@@ -40,7 +40,12 @@ import torch
 
 from sparse_tune.config import DEFAULT_SCORE_SCALE, TeacherConfig
 from sparse_tune.models.retriever import Retriever
+from sparse_tune.training.bm25_teacher import BM25Teacher
 from sparse_tune.training.cross_encoder import CrossEncoderTeacher
+
+#: Teachers that score (query, document) pairs directly instead of encoding each side.
+PairTeacher = CrossEncoderTeacher | BM25Teacher
+Teacher = Retriever | PairTeacher
 
 __all__ = ["TeacherConfig", "TeacherEnsemble", "combine_teacher_scores", "load_teacher", "min_max_normalize"]
 
@@ -90,7 +95,7 @@ def load_teacher(
     device: torch.device,
     max_query_length: int | None = None,
     max_doc_length: int | None = None,
-) -> Retriever | CrossEncoderTeacher:
+) -> Teacher:
     """A frozen teacher in eval mode on ``device``; its kind must match ``config.type``.
 
     A checkpoint that cannot be read (no such folder, not on the hub, no network) raises
@@ -102,6 +107,8 @@ def load_teacher(
         if config.type == "cross_encoder":
             length = (max_query_length or 0) + (max_doc_length or 0) or None
             return CrossEncoderTeacher(config.model, device, max_length=length)
+        if config.type == "bm25":
+            return BM25Teacher(config.model, device)
         overrides: dict[str, object] = {"max_query_length": max_query_length, "max_doc_length": max_doc_length}
         if config.type == "dense":
             overrides["head"] = "dense"  # a dense teacher may be any AutoModel checkpoint
@@ -166,10 +173,10 @@ class TeacherEnsemble:
             out.append(encode(features).float())  # (chunk, dim)
         return torch.cat(out)
 
-    def _cross_scores(
-        self, model: CrossEncoderTeacher, uq: list[str], ud: list[str], rows: torch.Tensor, cols: torch.Tensor
+    def _pair_scores(
+        self, model: PairTeacher, uq: list[str], ud: list[str], rows: torch.Tensor, cols: torch.Tensor
     ) -> torch.Tensor:
-        """(batch, group) cross-encoder scores; each distinct (query, doc) pair is scored once."""
+        """(batch, group) scores of a pair teacher; each distinct (query, doc) pair is scored once."""
         n_docs = len(ud)
         keys = rows * n_docs + cols  # (batch, group): one integer per (query, doc) pair
         distinct, inverse = torch.unique(keys, return_inverse=True)  # (pairs,), (batch, group)
@@ -185,7 +192,7 @@ class TeacherEnsemble:
     def teacher_scores(self, query_texts: list[str], doc_texts: list[list[str]]) -> list[torch.Tensor]:
         """Each teacher's raw scores, one (batch, group) tensor per teacher.
 
-        Bi-encoders score by dot product; cross-encoders read each (query, document) pair.
+        Bi-encoders score by dot product; cross-encoders and BM25 score each (query, document) pair.
 
         Each distinct query and document text is encoded once per call, and each distinct
         (query, document) pair is scored once and its score reused wherever the pair
@@ -200,8 +207,8 @@ class TeacherEnsemble:
         out = []
         with torch.inference_mode(), self._autocast():
             for model in self.models:
-                if isinstance(model, CrossEncoderTeacher):
-                    out.append(self._cross_scores(model, uq, ud, rows.expand(b, g), cols))
+                if isinstance(model, PairTeacher):
+                    out.append(self._pair_scores(model, uq, ud, rows.expand(b, g), cols))
                     continue
                 q = self._encode(model, uq, "query")  # (distinct queries, dim)
                 d = self._encode(model, ud, "document")  # (distinct docs, dim)
