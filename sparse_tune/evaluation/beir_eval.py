@@ -75,13 +75,6 @@ def load_encoded(path: Path) -> Encoded:
     return Encoded(ids, z["dense"], "dense")
 
 
-def _model_fingerprint(name: str) -> str:
-    from sparse_tune.index.fingerprint import fingerprint_path
-
-    path = Path(name)
-    return fingerprint_path(path) if path.exists() else name
-
-
 def evaluate_model(
     model_name: str,
     corpus: Corpus,
@@ -94,7 +87,7 @@ def evaluate_model(
     backend_name: str = "embedded",
 ) -> EvalResult:
     """Run one model end to end; the returned metrics are the results.json entry."""
-    from sparse_tune.index.fingerprint import index_name
+    from sparse_tune.index.fingerprint import fingerprint_model, index_name
     from sparse_tune.models.io import load_model
 
     model = load_model(model_name, **settings.model_overrides)
@@ -102,7 +95,7 @@ def evaluate_model(
     # weights share their document encodings and index.
     doc_side = {k: v for k, v in model.settings().items() if k not in ("head", "max_query_length")}
     enc_settings = {"doc_top_k": settings.doc_top_k, "bf16": settings.bf16, "kind": model.kind, **doc_side}
-    name = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, enc_settings)
+    name = index_name("sparse-tune", fingerprint_model(model_name), corpus_fingerprint, enc_settings)
 
     # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.
     cache = Path(settings.cache_dir) / f"{name}.npz" if settings.cache_dir else None
