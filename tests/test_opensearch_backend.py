@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch
 from sparse_tune.index import IndexBackend, get_backend
 from sparse_tune.index.embedded import EmbeddedBackend
 from sparse_tune.index.fingerprint import fingerprint_path, fingerprint_texts, index_name
-from sparse_tune.index.opensearch import OpenSearchBackend
+from sparse_tune.index.opensearch import OpenSearchBackend, OpenSearchLostError
 from sparse_tune.index.opensearch_bulk import BulkIngestError
 from sparse_tune.index.opensearch_config import OpenSearchConfig, OpenSearchUnavailableError, mask_url
 from sparse_tune.index.opensearch_mappings import (
@@ -379,11 +379,39 @@ def test_bulk_reports_ids_that_keep_failing(opensearch_url, fresh_index) -> None
             url=proxy.url, progress=False, initial_backoff=0.01, max_backoff=0.01, max_retries=2
         )
         b.create(fresh_index, "sparse")
-        with pytest.raises(BulkIngestError) as info:
+        with pytest.raises(OpenSearchLostError) as info:
             b.add(fresh_index, docs)
-    assert set(info.value.failures) == {"a", "b", "c"}
-    assert "a, b, c" in str(info.value) and "429" in str(info.value)
+    assert str(info.value) == (
+        f"gave up on OpenSearch at {proxy.url} during ingest (HTTP 429, after 2 retries): 0 of 3 documents "
+        f"indexed; index '{fresh_index}' kept but incomplete, so a re-run rebuilds it (only a complete index is reused)"
+    )
+    bulk_error = info.value.__cause__
+    assert isinstance(bulk_error, BulkIngestError) and set(bulk_error.failures) == {"a", "b", "c"}
+    assert "a, b, c" in str(bulk_error) and "429" in str(bulk_error)
     assert proxy.injected["429"] == 3  # first try + 2 retries
+
+
+@pytest.mark.opensearch
+def test_bulk_gives_up_after_the_first_chunk_that_outlives_the_retries(opensearch_url, fresh_index) -> None:
+    docs = Encoded(
+        [f"d{i}" for i in range(6)], sp.csr_matrix(np.ones((6, 2), dtype=np.float32)), "sparse", ["x", "y"]
+    )
+    with FaultProxy(opensearch_url, faults={"/_bulk": ["pass", "503", "503", "503"]}) as proxy:
+        b = OpenSearchBackend(
+            url=proxy.url,
+            progress=False,
+            bulk_chunk_size=2,
+            initial_backoff=0.01,
+            max_backoff=0.01,
+            max_retries=2,
+        )
+        b.create(fresh_index, "sparse")
+        with pytest.raises(OpenSearchLostError, match="2 of 6 documents indexed") as info:
+            b.add(fresh_index, docs)
+    bulk_error = info.value.__cause__
+    assert (bulk_error.indexed, bulk_error.total, bulk_error.gave_up) == (2, 6, True)
+    assert set(bulk_error.failures) == {"d2", "d3"} and "2 more were not sent" in str(bulk_error)
+    assert sum(1 for _, path, _ in proxy.requests if path.startswith("/_bulk")) == 1 + 3  # chunk 3 never sent
 
 
 def test_unreachable_server_is_a_clear_error_with_the_password_masked(monkeypatch) -> None:

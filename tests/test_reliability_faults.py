@@ -121,7 +121,7 @@ def test_msearch_gives_up_after_the_retries_with_a_clear_error(opensearch_url, f
         with pytest.raises(OpenSearchLostError) as info:
             b.search(fresh_index, _docs(2, seed=3), top_k=3)
     assert str(info.value) == (
-        f"lost OpenSearch at {proxy.url} during search (HTTP 503; gave up after 2 retries): "
+        f"gave up on OpenSearch at {proxy.url} during search (HTTP 503, after 2 retries): "
         f"index '{fresh_index}' is complete (5 documents) and kept; a re-run reuses it without indexing again"
     )
     assert info.value.__cause__.status_code == 503
@@ -172,8 +172,8 @@ def _evaluate_args(output: Path) -> list[str]:
 
 
 #: The start of the one line (the server dropped every connection after the cut; 2 retries in these tests).
-_LOST = r"sparse-tune {verb}: error: lost OpenSearch at {url} during {stage} " + re.escape(
-    "(Remote end closed connection without response; gave up after 2 retries): "
+_LOST = r"sparse-tune {verb}: error: gave up on OpenSearch at {url} during {stage} " + re.escape(
+    "(Remote end closed connection without response, after 2 retries): "
 )
 
 

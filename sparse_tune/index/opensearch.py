@@ -163,8 +163,8 @@ class OpenSearchBackend:
 
     def _lost(self, stage: str, index: str, reason: str) -> OpenSearchLostError:
         return OpenSearchLostError(
-            f"lost OpenSearch at {self.config.display_url} during {stage} "
-            f"({reason}; gave up after {self.retry.max_retries} retries): {self._kept(index)}",
+            f"gave up on OpenSearch at {self.config.display_url} during {stage} "
+            f"({reason}, after {self.retry.max_retries} retries): {self._kept(index)}",
             stage,
             index,
         )

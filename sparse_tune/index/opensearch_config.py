@@ -32,7 +32,7 @@ class OpenSearchUnavailableError(ConnectionError):
 
 
 class OpenSearchLostError(OpenSearchUnavailableError):
-    """The cluster stopped answering mid-run: a request still failed (connection, 429, 5xx) after every retry.
+    """The cluster was lost mid-run: a request still failed (connection, 429, 5xx) after every retry.
 
     The message names the server, the ``stage`` that was cut (``"ingest"``, ``"search"``, ...)
     and what ``index`` still holds on the server, because that decides whether a re-run
