@@ -162,8 +162,8 @@ def test_cli_mines_a_beir_folder(tmp_path):
     assert len(examples) == 40 and all(len(e["neg"]) == 4 for e in examples)
     name = default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-a")
     assert re.fullmatch(r"sparse-tune-mine-scifact-mini-model-ckpt-100-[0-9a-f]{16}", name)
-    assert name == default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-a")  # re-run: reused
-    assert name != default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-b")  # corpus changed
+    assert name == default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-a")  # re-run
+    assert name != default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-b")  # new corpus
     ckpt = tmp_path / "ckpt-100"
     ckpt.mkdir()
     (ckpt / "model.safetensors").write_bytes(b"v1")
