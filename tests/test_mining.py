@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -161,10 +162,16 @@ def test_cli_mines_a_beir_folder(tmp_path):
     )
     examples = read_training_jsonl(out)
     assert len(examples) == 40 and all(len(e["neg"]) == 4 for e in examples)
-    assert (
-        default_index_name("/x/SciFact Mini", "model", "out/ckpt-100")
-        == "sparse-tune-mine-scifact-mini-model-ckpt-100"
-    )
+    name = default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-a")
+    assert re.fullmatch(r"sparse-tune-mine-scifact-mini-model-ckpt-100-[0-9a-f]{16}", name)
+    assert name == default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-a")  # re-run
+    assert name != default_index_name("/x/SciFact Mini", "model", "out/ckpt-100", "corpus-b")  # new corpus
+    ckpt = tmp_path / "ckpt-100"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"v1")
+    before = default_index_name("/x/SciFact Mini", "model", str(ckpt), "corpus-a")
+    (ckpt / "model.safetensors").write_bytes(b"v2, retrained in place")
+    assert before != default_index_name("/x/SciFact Mini", "model", str(ckpt), "corpus-a")
     assert main(["mine", "--dataset", str(tmp_path), "--output", str(out)]) == 2  # not a BEIR folder
 
 

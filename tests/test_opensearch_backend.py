@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch
 from sparse_tune.index import IndexBackend, get_backend
 from sparse_tune.index.embedded import EmbeddedBackend
 from sparse_tune.index.fingerprint import fingerprint_path, fingerprint_texts, index_name
-from sparse_tune.index.opensearch import OpenSearchBackend
+from sparse_tune.index.opensearch import OpenSearchBackend, OpenSearchLostError
 from sparse_tune.index.opensearch_bulk import BulkIngestError
 from sparse_tune.index.opensearch_config import OpenSearchConfig, OpenSearchUnavailableError, mask_url
 from sparse_tune.index.opensearch_mappings import (
@@ -290,6 +290,58 @@ def test_exists_needs_the_complete_marker(opensearch_backend, opensearch_url, fr
 
 
 @pytest.mark.opensearch
+def test_search_sends_one_request_per_batch_and_the_mapping_cache_follows_rebuilds(
+    opensearch_url, fresh_index
+) -> None:
+    rng = np.random.default_rng(5)
+    vocab = _vocab(30, rng)
+    docs = Encoded([f"d{i}" for i in range(12)], _random_sparse(12, 30, 0.3, rng), "sparse", vocab)
+    queries = Encoded([f"q{i}" for i in range(6)], _random_sparse(6, 30, 0.3, rng), "sparse", vocab)
+    batches = [
+        Encoded(queries.ids[i : i + 2], queries.matrix[i : i + 2], "sparse", vocab) for i in range(0, 6, 2)
+    ]
+
+    def sent() -> list[tuple[str, str]]:
+        got = [(method, path.split("?", 1)[0]) for method, path, _ in proxy.requests]
+        proxy.requests.clear()
+        return got
+
+    with FaultProxy(opensearch_url) as proxy:
+        b = OpenSearchBackend(url=proxy.url, progress=False)
+        b.create(fresh_index, "sparse")
+        b.add(fresh_index, docs)
+        b.finalize(fresh_index)
+        sent()
+        for batch in batches:  # the backend that built the index already knows its _meta
+            b.search(fresh_index, batch, top_k=3)
+        assert sent() == [("POST", "/_msearch")] * 3
+        other = OpenSearchBackend(url=proxy.url, progress=False, check_connection=False)
+        for batch in batches:  # a backend that did not build it reads the mapping once
+            other.search(fresh_index, batch, top_k=3)
+        assert sent() == [("GET", f"/{fresh_index}/_mapping")] + [("POST", "/_msearch")] * 3
+        assert other.exists(fresh_index)
+        assert ("GET", f"/{fresh_index}/_mapping") in sent()  # exists() always asks the server
+
+        # Rebuilt by another backend: exists() re-reads; rebuilt by this one: the cache follows at once.
+        b.create(fresh_index, "sparse", with_text=False)
+        assert not other.exists(fresh_index)
+        with pytest.raises(RuntimeError, match="built without texts"):
+            b.search_text(fresh_index, {"q": "x"}, top_k=3)
+        b.create(fresh_index, "sparse", with_text=True)
+        b.add(fresh_index, None, texts={"d1": "red apple", "d2": "blue sky"})
+        b.finalize(fresh_index)
+        assert list(b.search_text(fresh_index, {"q": "apple"}, top_k=3)["q"]) == ["d1"]
+        b.create(fresh_index, "dense", dim=4)
+        with pytest.raises(ValueError, match="holds dense vectors, got sparse queries"):
+            b.search(fresh_index, batches[0], top_k=3)
+        b.delete(fresh_index)
+        sent()
+        with pytest.raises(KeyError, match="no index"):  # not served from a stale cache
+            b.search(fresh_index, batches[0], top_k=3)
+        assert sent() == [("GET", f"/{fresh_index}/_mapping")]
+
+
+@pytest.mark.opensearch
 def test_bulk_retries_injected_failures_without_duplicates(opensearch_url, fresh_index) -> None:
     rng = np.random.default_rng(3)
     vocab = _vocab(40, rng)
@@ -327,11 +379,39 @@ def test_bulk_reports_ids_that_keep_failing(opensearch_url, fresh_index) -> None
             url=proxy.url, progress=False, initial_backoff=0.01, max_backoff=0.01, max_retries=2
         )
         b.create(fresh_index, "sparse")
-        with pytest.raises(BulkIngestError) as info:
+        with pytest.raises(OpenSearchLostError) as info:
             b.add(fresh_index, docs)
-    assert set(info.value.failures) == {"a", "b", "c"}
-    assert "a, b, c" in str(info.value) and "429" in str(info.value)
+    assert str(info.value) == (
+        f"gave up on OpenSearch at {proxy.url} during ingest (HTTP 429, after 2 retries): 0 of 3 documents "
+        f"indexed; index '{fresh_index}' kept but incomplete, so a re-run rebuilds it (only a complete index is reused)"
+    )
+    bulk_error = info.value.__cause__
+    assert isinstance(bulk_error, BulkIngestError) and set(bulk_error.failures) == {"a", "b", "c"}
+    assert "a, b, c" in str(bulk_error) and "429" in str(bulk_error)
     assert proxy.injected["429"] == 3  # first try + 2 retries
+
+
+@pytest.mark.opensearch
+def test_bulk_gives_up_after_the_first_chunk_that_outlives_the_retries(opensearch_url, fresh_index) -> None:
+    docs = Encoded(
+        [f"d{i}" for i in range(6)], sp.csr_matrix(np.ones((6, 2), dtype=np.float32)), "sparse", ["x", "y"]
+    )
+    with FaultProxy(opensearch_url, faults={"/_bulk": ["pass", "503", "503", "503"]}) as proxy:
+        b = OpenSearchBackend(
+            url=proxy.url,
+            progress=False,
+            bulk_chunk_size=2,
+            initial_backoff=0.01,
+            max_backoff=0.01,
+            max_retries=2,
+        )
+        b.create(fresh_index, "sparse")
+        with pytest.raises(OpenSearchLostError, match="2 of 6 documents indexed") as info:
+            b.add(fresh_index, docs)
+    bulk_error = info.value.__cause__
+    assert (bulk_error.indexed, bulk_error.total, bulk_error.gave_up) == (2, 6, True)
+    assert set(bulk_error.failures) == {"d2", "d3"} and "2 more were not sent" in str(bulk_error)
+    assert sum(1 for _, path, _ in proxy.requests if path.startswith("/_bulk")) == 1 + 3  # chunk 3 never sent
 
 
 def test_unreachable_server_is_a_clear_error_with_the_password_masked(monkeypatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import scipy.sparse as sp
 from opensearchpy import OpenSearch
 
 from sparse_tune.cli.__main__ import main
-from sparse_tune.index.opensearch import OpenSearchBackend
+from sparse_tune.index.opensearch import OpenSearchBackend, OpenSearchLostError
 from sparse_tune.index.opensearch_mappings import SPARSE_FIELD, decode_feature
 from sparse_tune.types import Encoded
 from tests.faultproxy import FaultProxy
@@ -117,12 +118,146 @@ def test_msearch_gives_up_after_the_retries_with_a_clear_error(opensearch_url, f
     direct.finalize(fresh_index)
     with FaultProxy(opensearch_url, rule=lambda m, p, n: "503" if p.startswith("/_msearch") else "pass") as proxy:
         b = OpenSearchBackend(url=proxy.url, max_retries=2, **FAST)
-        from opensearchpy.exceptions import TransportError
-
-        with pytest.raises(TransportError) as info:
+        with pytest.raises(OpenSearchLostError) as info:
             b.search(fresh_index, _docs(2, seed=3), top_k=3)
-    assert info.value.status_code == 503
+    assert str(info.value) == (
+        f"gave up on OpenSearch at {proxy.url} during search (HTTP 503, after 2 retries): "
+        f"index '{fresh_index}' is complete (5 documents) and kept; a re-run reuses it without indexing again"
+    )
+    assert info.value.__cause__.status_code == 503
     assert proxy.injected["503"] == 3  # first try + 2 retries
+
+
+# -- lost mid-run, through the CLI: one line, exit code 2, and what a re-run does -----------------------
+
+
+class _Cut:
+    """Proxy rule: the server "dies" at the ``after + 1``-th request to ``prefix``: every request from then on
+    is dropped unanswered."""
+
+    def __init__(self, prefix: str, after: int) -> None:
+        self.prefix, self.after, self.seen, self.cut = prefix, after, 0, False
+
+    def __call__(self, method: str, path: str, n: int) -> str:
+        if not self.cut and path.startswith(self.prefix):
+            self.seen += 1
+            self.cut = self.seen > self.after
+        return "drop" if self.cut else "pass"
+
+
+def _fast_cli_backend(monkeypatch, **options) -> None:
+    """The verbs build their backend through ``sparse_tune.index.get_backend``: quick retries, small chunks."""
+    import sparse_tune.index as index_pkg
+
+    real = index_pkg.get_backend
+    monkeypatch.setattr(
+        index_pkg, "get_backend", lambda name, **o: real(name, **{**o, **FAST, "max_retries": 2, **options})
+    )
+
+
+def _one_error_line(err: str, verb: str) -> str:
+    assert "Traceback" not in err
+    [line] = [x for x in err.splitlines() if x.startswith(f"sparse-tune {verb}: error:")]
+    assert err.rstrip("\n").endswith(line)  # the last thing printed
+    return line
+
+
+def _requests(proxy: FaultProxy, method: str, prefix: str) -> int:
+    return sum(1 for m, p, _ in proxy.requests if m == method and p.startswith(prefix))
+
+
+def _evaluate_args(output: Path) -> list[str]:
+    return ["evaluate", "--model", "splade-tiny", "--dataset", str(TINY), "--backend", "opensearch",
+            "--output", str(output), "--no-plot"]  # fmt: skip
+
+
+#: The start of the one line (the server dropped every connection after the cut; 2 retries in these tests).
+_LOST = r"sparse-tune {verb}: error: gave up on OpenSearch at {url} during {stage} " + re.escape(
+    "(Remote end closed connection without response, after 2 retries): "
+)
+
+
+@pytest.mark.opensearch
+def test_evaluate_losing_opensearch_mid_ingest_is_one_line_and_the_rerun_rebuilds(
+    opensearch_url, tmp_path, capsys, monkeypatch
+):
+    _fast_cli_backend(monkeypatch, bulk_chunk_size=2)  # 5 documents: 3 bulk requests
+    args = _evaluate_args(tmp_path / "ev")
+    with FaultProxy(opensearch_url, rule=_Cut("/_bulk", after=1)) as proxy:
+        capsys.readouterr()
+        rc = main([*args, "--opensearch-url", proxy.url, "--reindex"])
+    line = _one_error_line(capsys.readouterr().err, "evaluate")
+    assert rc == 2
+    m = re.fullmatch(
+        _LOST.format(verb="evaluate", url=proxy.url, stage="ingest")
+        + r"2 of 5 documents indexed; index '(sparse-tune-[0-9a-f]{16})' kept but incomplete, "
+        r"so a re-run rebuilds it \(only a complete index is reused\)",
+        line,
+    )
+    assert m, line
+    index = m.group(1)
+    raw = OpenSearch(hosts=[opensearch_url])
+    raw.indices.refresh(index=index)
+    assert raw.count(index=index)["count"] == 2  # kept, as said
+    direct = OpenSearchBackend(url=opensearch_url, **FAST)
+    assert not direct.exists(index)
+    assert main([*args, "--opensearch-url", opensearch_url]) == 0  # the re-run rebuilds it
+    assert direct.exists(index) and direct.stats(index)["doc_count"] == 5
+
+
+@pytest.mark.opensearch
+def test_evaluate_losing_opensearch_mid_search_is_one_line_and_the_rerun_reuses_the_index(
+    opensearch_url, tmp_path, capsys, monkeypatch
+):
+    _fast_cli_backend(monkeypatch)
+    args = _evaluate_args(tmp_path / "ev")
+    with FaultProxy(opensearch_url, rule=_Cut("/_msearch", after=1)) as proxy:  # 3 queries, one per request
+        capsys.readouterr()
+        rc = main([*args, "--opensearch-url", proxy.url, "--reindex"])
+    line = _one_error_line(capsys.readouterr().err, "evaluate")
+    assert rc == 2
+    m = re.fullmatch(
+        _LOST.format(verb="evaluate", url=proxy.url, stage="search")
+        + r"index '(sparse-tune-[0-9a-f]{16})' is complete \(5 documents\) and kept; "
+        r"a re-run reuses it without indexing again",
+        line,
+    )
+    assert m, line
+    assert _requests(proxy, "POST", "/_msearch") == 1 + 3  # one answered, then the first try and 2 retries
+    with FaultProxy(opensearch_url) as healthy:
+        assert main([*args, "--opensearch-url", healthy.url]) == 0
+    assert _requests(healthy, "POST", "/_bulk") == 0 and _requests(healthy, "PUT", f"/{m.group(1)}") == 0
+    assert _requests(healthy, "POST", "/_msearch") == 3
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())
+
+
+@pytest.mark.opensearch
+@pytest.mark.parametrize("stage", ["ingest", "search"])
+def test_mine_losing_opensearch_mid_run_is_one_line_and_the_rerun_reuses_a_complete_index(
+    stage, opensearch_url, fresh_index, tmp_path, capsys, monkeypatch
+):
+    _fast_cli_backend(monkeypatch, bulk_chunk_size=100, msearch_chunk=16)  # 466 documents, 40 queries
+    out = tmp_path / "mined.jsonl"
+    args = ["mine", "--dataset", str(ROOT / "examples" / "scifact-mini"), "--backend", "opensearch",
+            "--index", fresh_index, "--negatives", "2", "--output", str(out)]  # fmt: skip
+    cut = _Cut("/_bulk", after=2) if stage == "ingest" else _Cut("/_msearch", after=1)
+    with FaultProxy(opensearch_url, rule=cut) as proxy:
+        capsys.readouterr()
+        rc = main([*args, "--opensearch-url", proxy.url])
+    line = _one_error_line(capsys.readouterr().err, "mine")
+    assert rc == 2 and not out.exists()
+    if stage == "ingest":
+        kept = (
+            f"200 of 466 documents indexed; index '{fresh_index}' kept but incomplete, so a re-run rebuilds it "
+            "(only a complete index is reused)"
+        )
+    else:
+        kept = f"index '{fresh_index}' is complete (466 documents) and kept; a re-run reuses it without indexing again"
+    assert re.fullmatch(_LOST.format(verb="mine", url=proxy.url, stage=stage) + re.escape(kept), line), line
+    with FaultProxy(opensearch_url) as healthy:
+        assert main([*args, "--opensearch-url", healthy.url]) == 0
+    assert _requests(healthy, "POST", "/_bulk") == (5 if stage == "ingest" else 0)
+    assert len(out.read_text().splitlines()) == 40
 
 
 # -- killed mid-ingest, then re-run -------------------------------------------------------------------
@@ -133,7 +268,7 @@ _KILLER = """
 import os, signal, sys, pickle
 import numpy as np, scipy.sparse as sp
 from sparse_tune.index import opensearch_bulk
-from sparse_tune.index.opensearch import OpenSearchBackend
+from sparse_tune.index.opensearch import OpenSearchBackend, OpenSearchLostError
 from tests.test_reliability_faults import _docs
 real = opensearch_bulk.helpers.streaming_bulk
 calls = [0]

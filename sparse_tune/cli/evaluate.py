@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparse_tune.cli.opensearch_args import add_opensearch_args, backend_options
 from sparse_tune.cli.sparse_search_args import add_ann_args, add_prune_args, ann_options, approximate
 
 
@@ -38,7 +39,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
-    p.add_argument("--reindex", action="store_true", help="re-encode and re-ingest even if a matching index exists")
     p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
     p.add_argument("--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)")
     p.add_argument("--head", choices=("splade", "inference_free", "dense"), default=None,
@@ -50,34 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_prune_args(p)
     add_ann_args(p)
     p.set_defaults(func=run)
-
-
-def add_opensearch_args(p: argparse.ArgumentParser) -> None:
-    """Connection flags shared by every verb that can talk to OpenSearch (env vars are the defaults)."""
-    g = p.add_argument_group("OpenSearch (defaults from SPARSE_TUNE_OPENSEARCH_* environment variables)")
-    g.add_argument("--opensearch-url", default=None)
-    g.add_argument("--opensearch-user", default=None)
-    g.add_argument("--opensearch-password", default=None)
-    g.add_argument("--opensearch-ca-certs", default=None)
-    g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (prints a warning)")
-    g.add_argument("--sparse-query", choices=("rank_feature", "neural_sparse"), default="rank_feature",
-                   help="rank_feature works on any OpenSearch; neural_sparse needs the neural-search plugin")
-
-
-def backend_options(args: argparse.Namespace) -> dict:
-    if args.backend != "opensearch":
-        return {}
-    opts = {
-        "url": args.opensearch_url,
-        "user": args.opensearch_user,
-        "password": args.opensearch_password,
-        "ca_certs": args.opensearch_ca_certs,
-        "sparse_query": args.sparse_query,
-    }
-    if args.insecure:
-        opts["verify_certs"] = False
-    opts.update(ann_options(args))
-    return {k: v for k, v in opts.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend != "opensearch" and ann_options(args):
         raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
     cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
-    options = backend_options(args)
+    options = {**backend_options(args), **(ann_options(args) if args.backend == "opensearch" else {})}
     if args.backend == "seismic" and cache_dir:
         options["index_dir"] = str(Path(cache_dir) / "seismic")
     backend = get_backend(args.backend, **options)

@@ -7,6 +7,8 @@ import logging
 import re
 from pathlib import Path
 
+from sparse_tune.cli.opensearch_args import add_opensearch_args, backend_options
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,9 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split", default="train", help="qrels split whose queries are mined (default: train)"
     )
     parser.add_argument(
-        "--method", choices=("bm25", "model", "random"), default="bm25",
+        "--method",
+        choices=("bm25", "model", "random"),
+        default="bm25",
         help="retriever that ranks candidates; random: uniform corpus negatives (the baseline, as training "
-        "from a BEIR folder does)"
+        "from a BEIR folder does)",
     )
     parser.add_argument("--model", default=None, help="model name or path for --method model")
     parser.add_argument(
@@ -41,22 +45,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "BM25); opensearch: a cluster (URL/credentials from options or env)",
     )
     parser.add_argument(
-        "--opensearch-url", default=None, help="OpenSearch URL (default: from the environment)"
-    )
-    parser.add_argument(
-        "--insecure", action="store_true", help="do not verify TLS certificates (https only; prints a warning)"
-    )
-    parser.add_argument(
         "--random-negatives",
         type=int,
         default=0,
         help="also add N uniform corpus negatives per query: a mix of hard and random negatives guards "
         "against the false negatives hard mining picks up (default 0)",
     )
-    parser.add_argument("--index", default=None, help="index name (default: derived from dataset and method)")
     parser.add_argument(
-        "--reuse-index", action="store_true", help="reuse an existing complete index of that name"
+        "--index",
+        default=None,
+        help="index name (default: derived from dataset, method, model and a fingerprint of corpus and model); "
+        "a complete index of that name is reused unless --reindex",
     )
+    # Before --reindex existed, reuse had to be asked for; it is the default now.
+    parser.add_argument("--reuse-index", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--range",
         dest="rank_range",
@@ -68,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size for --method model")
     parser.add_argument("--output", required=True, help="training JSONL to write ({query, pos, neg})")
+    add_opensearch_args(parser)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -82,13 +85,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_random_negatives(
-    examples: list[dict], dataset: str, split: str, n: int, seed: int
-) -> list[dict]:
+def add_random_negatives(examples: list[dict], dataset: str, split: str, n: int, seed: int) -> list[dict]:
     """Append ``n`` random corpus negatives (not positives, not already present) to each mined example."""
     from sparse_tune.data.beir import beir_training_examples
 
-    random_negs = {e["query"]: e["neg"] for e in beir_training_examples(dataset, split, n_negatives=n, seed=seed)}
+    random_negs = {
+        e["query"]: e["neg"] for e in beir_training_examples(dataset, split, n_negatives=n, seed=seed)
+    }
     out = []
     for e in examples:
         present = set(e["neg"]) | set(e["pos"])
@@ -97,16 +100,24 @@ def add_random_negatives(
     return out
 
 
-def default_index_name(dataset: str, method: str, model: str | None) -> str:
-    """A valid OpenSearch index name (lowercase, no spaces or separators) for this mining job."""
+def default_index_name(dataset: str, method: str, model: str | None, corpus_fingerprint: str) -> str:
+    """``sparse-tune-mine-<dataset>-<method>[-<model>]-<16 hex>``, a valid OpenSearch index name.
+
+    The hash covers the corpus texts and the model (a local checkpoint by its files), so a
+    later run reuses the index only when it would hold the same documents and vectors.
+    """
+    from sparse_tune.index.fingerprint import fingerprint_model, index_name
+
     parts = ["sparse-tune-mine", Path(dataset).resolve().name, method] + ([Path(model).name] if model else [])
-    return re.sub(r"[^a-z0-9_-]+", "-", "-".join(parts).lower()).strip("-_")
+    model_fp = fingerprint_model(model) if model else method
+    return index_name("-".join(parts), model_fp, corpus_fingerprint, {"method": method})
 
 
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.beir import load_beir
     from sparse_tune.data.formats import write_training_jsonl
     from sparse_tune.index import get_backend
+    from sparse_tune.index.fingerprint import fingerprint_texts
     from sparse_tune.mining.hard_negatives import mine_hard_negatives
 
     if args.method == "model" and not args.model:
@@ -115,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "random":
         from sparse_tune.data.beir import beir_training_examples
 
-        examples = beir_training_examples(args.dataset, args.split, n_negatives=args.negatives, seed=args.seed)
+        examples = beir_training_examples(
+            args.dataset, args.split, n_negatives=args.negatives, seed=args.seed
+        )
         n = write_training_jsonl(args.output, examples)
         print(f"wrote {n} examples with {args.negatives} random corpus negatives each to {args.output}")
         return 0
@@ -124,14 +137,14 @@ def run(args: argparse.Namespace) -> int:
         from sparse_tune.models.io import load_model
 
         model = load_model(args.model)
-    options: dict = {}
-    if args.backend == "opensearch":
-        if args.opensearch_url:
-            options["url"] = args.opensearch_url
-        if args.insecure:
-            options["verify_certs"] = False  # off only when asked; OpenSearchConfig warns
-    backend = get_backend(args.backend, **options)
-    index = args.index or default_index_name(args.dataset, args.method, args.model)
+    if args.reuse_index:
+        logger.warning(
+            "--reuse-index is deprecated: a complete index is reused by default; --reindex rebuilds it"
+        )
+    backend = get_backend(args.backend, **backend_options(args))
+    index = args.index or default_index_name(
+        args.dataset, args.method, args.model, fingerprint_texts(corpus.ids, corpus.texts)
+    )
     examples = mine_hard_negatives(
         backend,
         index,
@@ -143,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         n_negatives=args.negatives,
         rank_range=args.rank_range,
         seed=args.seed,
-        reuse_index=args.reuse_index,
+        reuse_index=not args.reindex,
         batch_size=args.batch_size,
     )
     if args.random_negatives > 0:

@@ -81,13 +81,6 @@ def load_encoded(path: Path) -> Encoded:
     return Encoded(ids, z["dense"], "dense")
 
 
-def _model_fingerprint(name: str) -> str:
-    from sparse_tune.index.fingerprint import fingerprint_path
-
-    path = Path(name)
-    return fingerprint_path(path) if path.exists() else name
-
-
 def _recall_vs_exact(run: dict, docs: Encoded, queries: Encoded, top_k: int) -> dict[str, float]:
     """Recall@10 / @100 of ``run`` against exact in-memory search of the same vectors."""
     from sparse_tune.evaluation.metrics import recall_vs_exact
@@ -113,7 +106,7 @@ def evaluate_model(
     backend_name: str = "embedded",
 ) -> EvalResult:
     """Run one model end to end; the returned metrics are the results.json entry."""
-    from sparse_tune.index.fingerprint import index_name
+    from sparse_tune.index.fingerprint import fingerprint_model, index_name
     from sparse_tune.models.io import load_model
 
     model = load_model(model_name, **settings.model_overrides)
@@ -127,8 +120,9 @@ def evaluate_model(
     index_layout = getattr(backend, "index_layout", None)  # OpenSearch: SEISMIC / token-id layouts
     if index_layout is not None and index_layout() is not None:
         index_settings["layout"] = index_layout()
-    index = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, index_settings)
-    name = index_name("sparse-tune", _model_fingerprint(model_name), corpus_fingerprint, enc_settings)
+    model_fp = fingerprint_model(model_name)
+    index = index_name("sparse-tune", model_fp, corpus_fingerprint, index_settings)
+    name = index_name("sparse-tune", model_fp, corpus_fingerprint, enc_settings)
 
     # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.
     cache = Path(settings.cache_dir) / f"{name}.npz" if settings.cache_dir else None

@@ -79,6 +79,16 @@ def fingerprint_path(path: str | os.PathLike[str], mode: Literal["stat", "conten
     return _digest(parts)
 
 
+def fingerprint_model(name: str) -> str:
+    """Identity of a model argument: a local checkpoint by :func:`fingerprint_path`, else the name itself.
+
+    A registered name or hub id stands for fixed weights; a local folder can be retrained
+    in place, so its files decide.
+    """
+    path = Path(name)
+    return fingerprint_path(path) if path.exists() else name
+
+
 def fingerprint_texts(ids: Iterable[str], texts: Iterable[str]) -> str:
     """Identity of an in-memory corpus: ids and texts, in order."""
     parts: list[bytes] = []

@@ -16,16 +16,29 @@ the *set* of dense hits may differ slightly from the exact one).
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from sparse_tune.index.opensearch_ann import feature_encoding, layout, sparse_index_body, sparse_search_body
-from sparse_tune.index.opensearch_bulk import RetryPolicy, bulk_index, is_retryable_status, with_retries
-from sparse_tune.index.opensearch_config import OpenSearchConfig, OpenSearchUnavailableError
+from sparse_tune.index.opensearch_bulk import (
+    BulkIngestError,
+    RetryPolicy,
+    bulk_index,
+    is_retryable,
+    is_retryable_status,
+    with_retries,
+)
+from sparse_tune.index.opensearch_config import (
+    OpenSearchConfig,
+    OpenSearchLostError,
+    OpenSearchUnavailableError,
+)
 from sparse_tune.index.opensearch_mappings import (
     DENSE_FIELD,
     FEATURE_ENCODING,
@@ -72,6 +85,12 @@ class OpenSearchBackend:
     field of :class:`OpenSearchConfig`; unset connection fields come from
     ``SPARSE_TUNE_OPENSEARCH_{URL,USER,PASSWORD,CA_CERTS}``. The server is contacted at
     construction (unless ``check_connection=False``) so a wrong URL fails at once.
+
+    The ``_meta`` entry of each index this backend created or read is cached, so a search
+    sends only its ``_msearch`` requests; ``create``, ``delete``, ``add`` and ``finalize``
+    keep the cache current and ``exists`` always re-reads the server (another run may have
+    finished, replaced or deleted the index). A request that still fails after every
+    retry raises :class:`OpenSearchLostError`, which says what the index still holds.
     """
 
     def __init__(
@@ -83,6 +102,9 @@ class OpenSearchBackend:
         cfg = self.config
         self.retry = RetryPolicy(cfg.max_retries, cfg.initial_backoff, cfg.max_backoff)
         self._warned_pruning = False
+        self._meta_cache: dict[str, dict[str, Any]] = {}
+        # index -> (documents acknowledged, documents sent) by the last add(): what a lost ingest kept.
+        self._ingested: dict[str, tuple[int, int]] = {}
         if client is None:
             client = _import_client()(**cfg.client_kwargs())
         self.client = client
@@ -125,6 +147,50 @@ class OpenSearchBackend:
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         return with_retries(call, self.retry, what, self.config.redact)
 
+    @contextmanager
+    def _stage(self, stage: str, index: str) -> Iterator[None]:
+        """Turn a failure that outlived every retry into one :class:`OpenSearchLostError` for ``stage``."""
+        from opensearchpy.exceptions import TransportError
+
+        try:
+            yield
+        except BulkIngestError as exc:
+            if not exc.gave_up:
+                raise  # documents the server rejected for good (e.g. a mapping error): listed by id
+            self._ingested[index] = (exc.indexed, exc.total)
+            raise self._lost(stage, index, _short_reason(exc.first_error, str)) from exc
+        except TransportError as exc:
+            if not is_retryable(exc):
+                raise  # with_retries re-raises retryable errors only once the retries are used up
+            raise self._lost(stage, index, _short_reason(exc, self.config.redact)) from exc
+
+    def _lost(self, stage: str, index: str, reason: str) -> OpenSearchLostError:
+        return OpenSearchLostError(
+            f"gave up on OpenSearch at {self.config.display_url} during {stage} "
+            f"({reason}, after {self.retry.max_retries} retries): {self._kept(index)}",
+            stage,
+            index,
+        )
+
+    def _kept(self, index: str) -> str:
+        """What ``index`` holds on the server as far as this backend knows, and what a re-run does with it."""
+        meta = self._meta_cache.get(index)
+        if meta is not None and meta.get("complete"):
+            return (
+                f"index '{index}' is complete ({meta.get('doc_count')} documents) and kept; "
+                "a re-run reuses it without indexing again"
+            )
+        if meta is None and index not in self._ingested:
+            return (
+                f"index '{index}' is left as it was; a re-run reuses it if it is complete, else rebuilds it"
+            )
+        done, total = self._ingested.get(index, (0, 0))
+        indexed = f"{done} of {total} documents indexed; " if total else ""
+        return (
+            f"{indexed}index '{index}' kept but incomplete, so a re-run rebuilds it "
+            "(only a complete index is reused)"
+        )
+
     def close(self) -> None:
         self.client.close()
 
@@ -136,66 +202,86 @@ class OpenSearchBackend:
 
     # -- index lifecycle and the "complete" marker ---------------------------------------------
 
-    def _meta(self, index: str) -> dict[str, Any]:
-        """Our ``_meta`` entry of the index mapping ({} when absent, e.g. an index made by hand)."""
+    def _meta(self, index: str, refresh: bool = False) -> dict[str, Any]:
+        """Our ``_meta`` entry of the index mapping ({} when absent, e.g. an index made by hand).
+
+        Served from the cache unless ``refresh``: searches must not pay a ``GET _mapping`` each.
+        """
         from opensearchpy.exceptions import NotFoundError
 
+        if not refresh and index in self._meta_cache:
+            return dict(self._meta_cache[index])
+        self._meta_cache.pop(index, None)
         try:
             mapping = self._call("get mapping", lambda: self.client.indices.get_mapping(index=index))
         except NotFoundError:
             raise KeyError(f"no index '{index}' on {self.config.display_url} (create it first)") from None
         body = next(iter(mapping.values()), {})  # keyed by the concrete index name (index may be an alias)
-        return dict(body.get("mappings", {}).get("_meta", {}).get(META_KEY, {}))
+        meta = dict(body.get("mappings", {}).get("_meta", {}).get(META_KEY, {}))
+        self._meta_cache[index] = meta
+        return dict(meta)
 
     def _write_meta(self, index: str, meta: dict[str, Any]) -> None:
         # put_mapping replaces _meta as a whole, so the full entry is written every time.
+        self._meta_cache.pop(index, None)  # unknown until the server confirms
         self._call(
             "put mapping",
             lambda: self.client.indices.put_mapping(index=index, body={"_meta": {META_KEY: meta}}),
         )
+        self._meta_cache[index] = dict(meta)
 
     def exists(self, index: str) -> bool:
-        """True only for a finalized index whose document count still matches the marker."""
-        if not self._call("index exists", lambda: self.client.indices.exists(index=index)):
-            return False
-        meta = self._meta(index)
-        if not meta.get("complete"):
-            return False
-        if meta.get("kind") == "sparse" and (
-            meta.get("feature_encoding") != (feature_encoding(self.config) or FEATURE_ENCODING)
-            or meta.get("layout") != layout(self.config)
-        ):
-            return False
-        count = self._call("count", lambda: self.client.count(index=index))["count"]
-        return int(count) == int(meta.get("doc_count", -1))
+        """True only for a finalized index whose document count still matches the marker.
+
+        Always asks the server (and refreshes the cached ``_meta``): another run may have
+        built, replaced or deleted the index since this backend last looked.
+        """
+        with self._stage("index check", index):
+            if not self._call("index exists", lambda: self.client.indices.exists(index=index)):
+                self._meta_cache.pop(index, None)
+                return False
+            meta = self._meta(index, refresh=True)
+            if not meta.get("complete"):
+                return False
+            if meta.get("kind") == "sparse" and (
+                meta.get("feature_encoding") != (feature_encoding(self.config) or FEATURE_ENCODING)
+                or meta.get("layout") != layout(self.config)
+            ):
+                return False
+            count = self._call("count", lambda: self.client.count(index=index))["count"]
+            return int(count) == int(meta.get("doc_count", -1))
 
     def create(self, index: str, kind: Kind, dim: int | None = None, with_text: bool = False) -> None:
-        self.delete(index)
-        meta = {
-            "complete": False,
-            "kind": kind,
-            "dim": int(dim) if dim else None,
-            "with_text": bool(with_text),
-            "feature_encoding": (kind == "sparse" and feature_encoding(self.config)) or FEATURE_ENCODING,
-        }
-        if kind == "sparse" and layout(self.config) is not None:
-            meta["layout"] = layout(self.config)  # SEISMIC / token-id index: never reused as an exact one
-        body = sparse_index_body(self.config, kind, dim, with_text, meta)
-        from opensearchpy.exceptions import RequestError
+        with self._stage("ingest", index):
+            self.delete(index)
+            meta = {
+                "complete": False,
+                "kind": kind,
+                "dim": int(dim) if dim else None,
+                "with_text": bool(with_text),
+                "feature_encoding": (kind == "sparse" and feature_encoding(self.config)) or FEATURE_ENCODING,
+            }
+            if kind == "sparse" and layout(self.config) is not None:
+                meta["layout"] = layout(self.config)  # SEISMIC / token-id index: never reused as an exact one
+            body = sparse_index_body(self.config, kind, dim, with_text, meta)
+            from opensearchpy.exceptions import RequestError
 
-        try:
-            self._call("create index", lambda: self.client.indices.create(index=index, body=body))
-        except RequestError as exc:
-            if kind != "sparse" or self.config.sparse_index != "seismic":
-                raise
-            raise OpenSearchQueryError(
-                f"OpenSearch at {self.config.display_url} rejected the SEISMIC sparse_vector index '{index}' "
-                f"(HTTP {exc.status_code}): {self.config.redact(str(exc))}. {_ANN_HINT}"
-            ) from None
+            try:
+                self._call("create index", lambda: self.client.indices.create(index=index, body=body))
+            except RequestError as exc:
+                if kind != "sparse" or self.config.sparse_index != "seismic":
+                    raise
+                raise OpenSearchQueryError(
+                    f"OpenSearch at {self.config.display_url} rejected the SEISMIC sparse_vector index "
+                    f"'{index}' (HTTP {exc.status_code}): {self.config.redact(str(exc))}. {_ANN_HINT}"
+                ) from None
+            self._meta_cache[index] = meta
 
     def delete(self, index: str) -> None:
         from opensearchpy.exceptions import NotFoundError
 
+        self._meta_cache.pop(index, None)
+        self._ingested.pop(index, None)
         try:
             self._call("delete index", lambda: self.client.indices.delete(index=index))
         except NotFoundError:
@@ -203,15 +289,20 @@ class OpenSearchBackend:
 
     def finalize(self, index: str) -> None:
         """Refresh, then record ``complete`` and the document count in the mapping's ``_meta``."""
-        meta = self._meta(index)
-        self._call("refresh", lambda: self.client.indices.refresh(index=index))
-        count = int(self._call("count", lambda: self.client.count(index=index))["count"])
-        self._write_meta(index, {**meta, "complete": True, "doc_count": count})
+        with self._stage("ingest", index):
+            meta = self._meta(index)
+            self._call("refresh", lambda: self.client.indices.refresh(index=index))
+            count = int(self._call("count", lambda: self.client.count(index=index))["count"])
+            self._write_meta(index, {**meta, "complete": True, "doc_count": count})
 
     # -- ingest --------------------------------------------------------------------------------
 
     def add(self, index: str, docs: Encoded | None, texts: dict[str, str] | None = None) -> None:
         """Bulk-index ``docs`` (and their ``texts``) by id; safe to re-run after a failure."""
+        with self._stage("ingest", index):
+            self._add(index, docs, texts)
+
+    def _add(self, index: str, docs: Encoded | None, texts: dict[str, str] | None) -> None:
         meta = self._meta(index)
         if docs is None and not texts:
             return
@@ -263,7 +354,8 @@ class OpenSearchBackend:
 
     def _bulk(self, index: str, ids: list[str], source: Callable[[int], dict[str, Any]]) -> None:
         cfg = self.config
-        bulk_index(
+        self._ingested[index] = (0, len(ids))
+        done = bulk_index(
             self.client,
             index,
             ids,
@@ -275,10 +367,15 @@ class OpenSearchBackend:
             progress=cfg.progress,
             redact=cfg.redact,
         )
+        self._ingested[index] = (done, len(ids))
 
     # -- search --------------------------------------------------------------------------------
 
     def search(self, index: str, queries: Encoded, top_k: int) -> Run:
+        with self._stage("search", index):
+            return self._search(index, queries, top_k)
+
+    def _search(self, index: str, queries: Encoded, top_k: int) -> Run:
         meta = self._meta(index)
         if meta.get("kind") and queries.kind != meta["kind"]:
             raise ValueError(f"index '{index}' holds {meta['kind']} vectors, got {queries.kind} queries")
@@ -323,10 +420,13 @@ class OpenSearchBackend:
         return self._msearch(index, bodies, what + (" two-phase" if cfg.two_phase else ""), hint)
 
     def search_text(self, index: str, queries: dict[str, str], top_k: int) -> Run:
-        if not self._meta(index).get("with_text", True):
-            raise RuntimeError(f"index '{index}' was built without texts; BM25 needs them")
-        bodies = [(qid, match_query(text, top_k) if text.strip() else None) for qid, text in queries.items()]
-        return self._msearch(index, bodies, "BM25 match", "")
+        with self._stage("search", index):
+            if not self._meta(index).get("with_text", True):
+                raise RuntimeError(f"index '{index}' was built without texts; BM25 needs them")
+            bodies = [
+                (qid, match_query(text, top_k) if text.strip() else None) for qid, text in queries.items()
+            ]
+            return self._msearch(index, bodies, "BM25 match", "")
 
     def _msearch(
         self,
@@ -380,6 +480,10 @@ class OpenSearchBackend:
 
     def stats(self, index: str) -> dict[str, float]:
         """``doc_count`` (top-level documents) and ``size_bytes`` (primary store size, NaN if unknown)."""
+        with self._stage("stats", index):
+            return self._stats(index)
+
+    def _stats(self, index: str) -> dict[str, float]:
         count = float(self._call("count", lambda: self.client.count(index=index))["count"])
         size = float("nan")
         try:
@@ -397,4 +501,34 @@ class OpenSearchBackend:
         return {"doc_count": count, "size_bytes": size}
 
 
-__all__ = ["OpenSearchBackend", "OpenSearchConfig", "OpenSearchQueryError", "OpenSearchUnavailableError"]
+#: What urllib3 says when the server is gone, most telling first (its reprs nest several of these).
+_CONNECTION_REASONS = (
+    r"\[Errno -?\d+\][^)'\"]*",
+    r"Remote end closed connection without response",
+    r"Connection reset by peer",
+    r"Read timed out",
+    r"timed out",
+    r"Connection aborted",
+)
+
+
+def _short_reason(error: Exception | str, redact: Callable[[str], str]) -> str:
+    """``HTTP 503`` or ``[Errno 111] Connection refused`` rather than urllib3's nested reprs."""
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return f"HTTP {status}"
+    text = redact(str(error))
+    for pattern in (r"^HTTP \d+", *_CONNECTION_REASONS):
+        found = re.search(pattern, text, re.IGNORECASE)
+        if found:
+            return found.group(0).strip()
+    return text[:200]
+
+
+__all__ = [
+    "OpenSearchBackend",
+    "OpenSearchConfig",
+    "OpenSearchLostError",
+    "OpenSearchQueryError",
+    "OpenSearchUnavailableError",
+]

@@ -42,17 +42,35 @@ class RetryPolicy:
 
 
 class BulkIngestError(RuntimeError):
-    """Some documents could not be indexed even after retries; ``failures`` maps doc id -> reason."""
+    """Some documents could not be indexed even after retries; ``failures`` maps doc id -> reason.
 
-    def __init__(self, index: str, failures: dict[str, str], total: int, retries: int) -> None:
+    ``indexed`` documents were acknowledged out of ``total``. ``gave_up`` is true when
+    documents still failed with a retryable status (429, 5xx, connection lost) after every
+    retry: the cluster is overloaded or gone, so the remaining chunks were not sent either.
+    """
+
+    def __init__(
+        self,
+        index: str,
+        failures: dict[str, str],
+        total: int,
+        retries: int,
+        indexed: int = 0,
+        gave_up: bool = False,
+    ) -> None:
         self.index = index
         self.failures = failures
+        self.total = total
+        self.indexed = indexed
+        self.gave_up = gave_up
+        self.first_error = next(iter(failures.values()), "")
         shown = list(failures)[:20]
         more = f" (+{len(failures) - len(shown)} more)" if len(failures) > len(shown) else ""
-        first = next(iter(failures.values()), "")
+        unsent = total - indexed - len(failures)
+        stopped = f" {unsent} more were not sent." if unsent > 0 else ""
         super().__init__(
             f"{len(failures)} of {total} document(s) could not be indexed into '{index}' "
-            f"after {retries} retries; ids: {', '.join(shown)}{more}. First error: {first}. "
+            f"after {retries} retries; ids: {', '.join(shown)}{more}. First error: {self.first_error}.{stopped} "
             "Re-running the ingest is safe (documents are indexed by id)."
         )
 
@@ -119,13 +137,18 @@ def bulk_index(
 
     Each chunk goes through ``helpers.streaming_bulk``; the documents of a chunk that fail
     with a retryable status (whole request or per item) are resent alone after a backoff.
-    Raises :class:`BulkIngestError` listing the ids that never made it.
+    A chunk that still has retryable failures after the last retry stops the ingest: the
+    cluster is overloaded or gone, and retrying every remaining chunk would only delay
+    the error. Raises :class:`BulkIngestError` listing the ids that never made it.
     """
     failures: dict[str, str] = {}
     lock = threading.Lock()
+    gave_up = threading.Event()
     bar = tqdm(total=len(ids), desc=f"index {index}", unit="doc", disable=not progress)
 
     def send(rows: range) -> int:
+        if gave_up.is_set():
+            return 0
         pending: list[int] = list(rows)
         done = 0
         last_errors: dict[int, str] = {}
@@ -178,6 +201,7 @@ def bulk_index(
                 policy.max_retries + 1,
             )
             pending = retry
+        gave_up.set()
         with lock:
             for row in pending:
                 failures[ids[row]] = last_errors.get(row, "unknown error")
@@ -193,5 +217,5 @@ def bulk_index(
     finally:
         bar.close()
     if failures:
-        raise BulkIngestError(index, failures, len(ids), policy.max_retries)
+        raise BulkIngestError(index, failures, len(ids), policy.max_retries, succeeded, gave_up.is_set())
     return succeeded

@@ -35,6 +35,21 @@ class OpenSearchUnavailableError(ConnectionError):
     """The cluster could not be reached (or refused our credentials) when the backend started."""
 
 
+class OpenSearchLostError(OpenSearchUnavailableError):
+    """The cluster was lost mid-run: a request still failed (connection, 429, 5xx) after every retry.
+
+    The message names the server, the ``stage`` that was cut (``"ingest"``, ``"search"``, ...)
+    and what ``index`` still holds on the server, because that decides whether a re-run
+    can reuse it (complete) or must index again (incomplete). A ``ConnectionError`` like its
+    parent, so the CLI reports it as one line with exit code 2.
+    """
+
+    def __init__(self, message: str, stage: str, index: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.index = index
+
+
 def mask_url(url: str) -> str:
     """``https://user:pw@host:9200`` -> ``https://***@host:9200``; URLs without credentials are unchanged."""
     parts = urlsplit(url)
