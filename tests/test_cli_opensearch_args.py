@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sparse_tune.cli.__main__ import build_parser, main
-from sparse_tune.cli.opensearch_args import backend_options
+from sparse_tune.cli.opensearch_args import GROUP_TITLE, backend_options
 from sparse_tune.index.opensearch_config import OpenSearchConfig
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny_beir"
@@ -55,7 +55,7 @@ def test_every_opensearch_option_reaches_the_backend(verb):
 
 def test_both_verbs_define_the_same_group_and_defaults():
     def group(verb: str) -> dict[str, object]:
-        [g] = [g for g in _subparser(verb)._action_groups if g.title and g.title.startswith("OpenSearch")]
+        [g] = [g for g in _subparser(verb)._action_groups if g.title == GROUP_TITLE]
         return {a.option_strings[0]: (a.default, a.choices) for a in g._group_actions}
 
     assert group("evaluate") == group("mine")

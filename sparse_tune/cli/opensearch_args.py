@@ -12,9 +12,12 @@ import argparse
 from typing import Any
 
 
+GROUP_TITLE = "OpenSearch (defaults from SPARSE_TUNE_OPENSEARCH_* environment variables)"
+
+
 def add_opensearch_args(parser: argparse.ArgumentParser) -> None:
     """Add the shared OpenSearch group (connection, TLS, sparse query mode) and ``--reindex``."""
-    g = parser.add_argument_group("OpenSearch (defaults from SPARSE_TUNE_OPENSEARCH_* environment variables)")
+    g = parser.add_argument_group(GROUP_TITLE)
     g.add_argument("--opensearch-url", default=None, help="cluster URL (env SPARSE_TUNE_OPENSEARCH_URL)")
     g.add_argument("--opensearch-user", default=None, help="user name (env SPARSE_TUNE_OPENSEARCH_USER)")
     g.add_argument(
