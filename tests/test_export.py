@@ -296,7 +296,7 @@ def test_hf_folder_loads_with_auto_classes(splade, dense, exported) -> None:
     vec = (torch.log1p(torch.relu(logits)) * batch["attention_mask"].unsqueeze(-1)).amax(dim=1)
     assert (vec - _ours(splade, DOCS, "document")).abs().max().item() < TOL
     card = (folder / "README.md").read_text()
-    assert "| ft | 0.5123 |" in card and "AutoModelForMaskedLM" in card
+    assert "| ft | embedded | 0.5123 |" in card and "AutoModelForMaskedLM" in card
 
     folder = exported["dense", "hf"]
     enc = AutoModel.from_pretrained(folder).eval()
@@ -324,6 +324,25 @@ def test_hf_idf_json_has_no_special_tokens_and_matches_the_zip(inference_free, e
     assert len(hf_idf) == len(model.vocab) - 5 and hf_idf["retrieval"] == 0.0
     zip_path = next(exported["inference_free", "opensearch"].glob("*-query-tokenizer.zip"))
     assert json.loads(_unzip(zip_path, tmp_path)["idf.json"].read_text(encoding="utf-8")) == hf_idf
+
+
+def test_results_table_names_rows_by_their_model_field():
+    from sparse_tune.export.model_card import results_table
+
+    rows = {
+        "runs/x on scifact (test, embedded)": {
+            "model": "runs/x", "dataset": "scifact", "split": "test", "backend": "embedded", "nDCG@10": 0.61234,
+        },
+        "old": {"nDCG@10": 0.5, "note": "hand-written"},
+    }  # fmt: skip
+    assert results_table(rows).splitlines() == [
+        "| model | dataset | split | backend | nDCG@10 |",
+        "|---|---|---|---|---|",
+        "| runs/x | scifact | test | embedded | 0.6123 |",
+        "| old |  |  |  | 0.5000 |",
+        "",
+        "Evaluation context: `note=hand-written`",
+    ]
 
 
 def test_cli_exports_a_checkpoint_with_its_trainer_state(inference_free, exported, tmp_path) -> None:

@@ -149,8 +149,16 @@ def _trainer_summary(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Row fields that ``sparse-tune evaluate`` writes to name what a results.json row measured.
+ROW_FIELDS = ("dataset", "split", "backend")
+
+
 def results_table(results: dict[str, dict[str, Any]]) -> str:
-    """Markdown table: one row per evaluated model, quality metrics first, then costs and the rest."""
+    """Markdown table: one row per evaluated model, quality metrics first, then costs and the rest.
+
+    A row's ``model`` field (results.json from ``evaluate``) names it, else its key; its
+    ``dataset`` / ``split`` / ``backend`` become columns when any row has them.
+    """
     keys: list[str] = []
     for metrics in results.values():
         for k, v in metrics.items():
@@ -158,9 +166,11 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
                 keys.append(k)
     ordered = [k for k in QUALITY_COLUMNS + COST_COLUMNS if k in keys]
     ordered += [k for k in keys if k not in ordered]
-    lines = ["| model | " + " | ".join(ordered) + " |", "|---|" + "---|" * len(ordered)]
-    for model_name, metrics in results.items():
-        cells = []
+    where = [f for f in ROW_FIELDS if any(isinstance(m.get(f), str) for m in results.values())]
+    header = ["model", *where, *ordered]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
+    for key, metrics in results.items():
+        cells = [str(metrics.get("model", key)), *(str(metrics.get(f, "")) for f in where)]
         for k in ordered:
             v = metrics.get(k)
             if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -171,8 +181,11 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
                 cells.append(f"{v:.1f}")
             else:
                 cells.append(str(v))
-        lines.append(f"| {model_name} | " + " | ".join(cells) + " |")
-    context = sorted({f"{k}={v}" for m in results.values() for k, v in m.items() if isinstance(v, str)})
+        lines.append("| " + " | ".join(cells) + " |")
+    shown = {"model", *where}
+    context = sorted(
+        {f"{k}={v}" for m in results.values() for k, v in m.items() if isinstance(v, str) and k not in shown}
+    )
     if context:
         lines += ["", "Evaluation context: " + ", ".join(f"`{c}`" for c in context)]
     return "\n".join(lines)
