@@ -78,3 +78,18 @@ def test_mine_reuse_index_is_a_deprecated_no_op(tmp_path, caplog):
         "--reuse-index is deprecated: a complete index is reused by default; --reindex rebuilds it"
     ]
     assert out.read_text() and "--reuse-index" not in _subparser("mine").format_help()
+
+
+def test_export_takes_ann_parameters_but_not_search_modes(capsys):
+    from sparse_tune.cli.__main__ import build_parser
+
+    parser = build_parser()
+    base = ["export", "--model", "m", "--format", "opensearch", "--output", "o"]
+    args = parser.parse_args([*base, "--seismic-n-postings", "4000", "--two-phase-prune-ratio", "0.4"])
+    assert (args.seismic_n_postings, args.two_phase_prune_ratio) == (4000, 0.4)
+    for flag in ("--two-phase", "--compare-exact", "--sparse-index=seismic", "--sparse-embedding-format=WORD"):
+        with pytest.raises(SystemExit) as exc:  # chooses how a search runs: nothing to export
+            parser.parse_args([*base, flag])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err  # "unrecognized arguments" (or "ambiguous option" for a prefix)
+        assert "error:" in err and flag.split("=")[0] in err

@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
     os_group.add_argument("--text-field", default="passage_text")
     os_group.add_argument("--embedding-field", default="passage_embedding")
     add_prune_args(p, "documents in the exported ingest pipeline")
-    add_ann_args(p)
+    add_ann_args(p, search=False)  # export writes both body kinds; only their parameters apply
     p.set_defaults(func=run)
 
 

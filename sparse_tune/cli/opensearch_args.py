@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-
 GROUP_TITLE = "OpenSearch (defaults from SPARSE_TUNE_OPENSEARCH_* environment variables)"
 
 

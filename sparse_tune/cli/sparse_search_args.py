@@ -42,21 +42,26 @@ def add_prune_args(p: argparse.ArgumentParser, what: str = "documents") -> None:
     g.add_argument("--prune-ratio", type=float, default=None, help="the prune_type's ratio / k / threshold")
 
 
-def add_ann_args(p: argparse.ArgumentParser) -> None:
-    """SEISMIC index, ANN query and two-phase flags (OpenSearch backend only)."""
+def add_ann_args(p: argparse.ArgumentParser, search: bool = True) -> None:
+    """SEISMIC index, ANN query and two-phase flags (OpenSearch backend only).
+
+    ``search=False`` (``export``) keeps only the parameters written into the exported bodies,
+    not the flags that choose how a run searches (index mode, key format, two-phase, compare).
+    """
     g = p.add_argument_group("OpenSearch approximate sparse search (3.3+ for seismic; see README)")
-    g.add_argument(
-        "--sparse-index",
-        choices=("rank_features", "seismic"),
-        default=None,
-        help="rank_features: exact scoring (default); seismic: sparse_vector ANN field (OpenSearch 3.3+)",
-    )
-    g.add_argument(
-        "--sparse-embedding-format",
-        choices=("WORD", "TOKEN_ID"),
-        default=None,
-        help="feature keys: token strings or vocabulary ids (seismic needs TOKEN_ID, its default)",
-    )
+    if search:
+        g.add_argument(
+            "--sparse-index",
+            choices=("rank_features", "seismic"),
+            default=None,
+            help="rank_features: exact scoring (default); seismic: sparse_vector ANN field (OpenSearch 3.3+)",
+        )
+        g.add_argument(
+            "--sparse-embedding-format",
+            choices=("WORD", "TOKEN_ID"),
+            default=None,
+            help="feature keys: token strings or vocabulary ids (seismic needs TOKEN_ID, its default)",
+        )
     g.add_argument("--seismic-n-postings", type=int, default=None, help="documents kept per posting list")
     g.add_argument(
         "--seismic-cluster-ratio", type=float, default=None, help="clusters per posting list, (0, 1)"
@@ -72,22 +77,24 @@ def add_ann_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--ann-top-n", type=int, default=None, help="query tokens kept (method_parameters.top_n)")
     g.add_argument("--ann-heap-factor", type=float, default=None, help="method_parameters.heap_factor")
-    g.add_argument(
-        "--two-phase",
-        action="store_true",
-        help="run neural_sparse queries through neural_sparse_two_phase_processor (needs --sparse-query "
-        "neural_sparse)",
-    )
+    if search:
+        g.add_argument(
+            "--two-phase",
+            action="store_true",
+            help="run neural_sparse queries through neural_sparse_two_phase_processor (needs --sparse-query "
+            "neural_sparse)",
+        )
     g.add_argument("--two-phase-prune-type", choices=PRUNE_TYPES, default=None)
     g.add_argument("--two-phase-prune-ratio", type=float, default=None)
     g.add_argument("--two-phase-expansion-rate", type=float, default=None)
     g.add_argument("--two-phase-max-window-size", type=int, default=None)
-    g.add_argument(
-        "--compare-exact",
-        action="store_true",
-        help="also search the same vectors exactly in memory and report recall@10/100 against it "
-        "(on by default with --sparse-index seismic or --two-phase)",
-    )
+    if search:
+        g.add_argument(
+            "--compare-exact",
+            action="store_true",
+            help="also search the same vectors exactly in memory and report recall@10/100 against it "
+            "(on by default with --sparse-index seismic or --two-phase)",
+        )
 
 
 def ann_options(args: argparse.Namespace) -> dict[str, Any]:
