@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = {}
     if args.format == "opensearch":
+        ann = ann_options(args)
         options = {
             "version": args.version,
             "url_base": args.url_base,
@@ -54,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
             "embedding_field": args.embedding_field,
             "prune_type": args.prune_type,
             "prune_ratio": args.prune_ratio,
-            "ann": {k: v for k, v in ann_options(args).items() if k.startswith(("seismic_", "ann_"))},
-            "two_phase": {k: v for k, v in ann_options(args).items() if k.startswith("two_phase_")},
+            "ann": {k: v for k, v in ann.items() if k.startswith(("seismic_", "ann_"))},
+            "two_phase": {k: v for k, v in ann.items() if k.startswith("two_phase_")},
         }
     elif args.url_base is not None:
         raise ValueError("--url-base only applies to --format opensearch")

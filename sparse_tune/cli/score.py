@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 from sparse_tune.config import DEFAULT_SCORE_SCALE, TEACHER_TYPES, TeacherConfig
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from sparse_tune.data.formats import read_training_jsonl
-    from sparse_tune.training.teachers import TeacherEnsemble
+    from sparse_tune.training.teachers import TeacherEnsemble, rectangular_batches
 
     if args.docs_per_query == 1 or args.docs_per_query < 0:
         raise ValueError(f"--docs-per-query must be 0 (whole rows) or >= 2, got {args.docs_per_query}")
@@ -154,18 +153,13 @@ def run(args: argparse.Namespace) -> int:
     )
 
     # 3. Score rows with the same number of candidates together (the ensemble takes a rectangle).
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for i, (_, docs) in enumerate(units):
-        by_size[len(docs)].append(i)
     scores: list[list[float] | None] = [None] * len(units)
     with tqdm(total=len(units), desc="scoring", unit="row") as bar:
-        for idx in by_size.values():
-            for start in range(0, len(idx), args.queries_per_batch):
-                chunk = idx[start : start + args.queries_per_batch]
-                batch = ensemble.score([units[i][0] for i in chunk], [units[i][1] for i in chunk])
-                for i, row in zip(chunk, batch.cpu().tolist(), strict=True):
-                    scores[i] = row
-                bar.update(len(chunk))
+        for chunk in rectangular_batches([len(docs) for _, docs in units], args.queries_per_batch):
+            batch = ensemble.score([units[i][0] for i in chunk], [units[i][1] for i in chunk])
+            for i, row in zip(chunk, batch.cpu().tolist(), strict=True):
+                scores[i] = row
+            bar.update(len(chunk))
 
     # 4. Write in input order, atomically (a crash never leaves half a file under the final name).
     out = Path(args.output)

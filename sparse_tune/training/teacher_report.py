@@ -10,13 +10,13 @@ evaluation (nDCG@10, MRR@10; Recall@100 is 1 for any candidate list of <= 100).
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
 
 from sparse_tune.evaluation.metrics import evaluate_run
-from sparse_tune.training.teachers import TeacherEnsemble, combine_teacher_scores
+from sparse_tune.training.teachers import TeacherEnsemble, combine_teacher_scores, rectangular_batches
 from sparse_tune.types import Qrels, Run
 
 __all__ = ["ENSEMBLE", "format_report", "rerank_report"]
@@ -39,21 +39,16 @@ def rerank_report(
     labels = _labels(ensemble)
     runs: dict[str, Run] = {name: {} for name in [*labels, ENSEMBLE]}
     qrels: Qrels = {}
-    by_size: dict[int, list[int]] = defaultdict(list)  # the ensemble scores rectangles
-    for i, (_, docs, _) in enumerate(units):
-        by_size[len(docs)].append(i)
     weights = [c.weight for c in ensemble.configs]
-    for idx in by_size.values():
-        for start in range(0, len(idx), queries_per_batch):
-            chunk = idx[start : start + queries_per_batch]
-            raw = ensemble.teacher_scores([units[i][0] for i in chunk], [units[i][1] for i in chunk])
-            with torch.inference_mode():
-                combined = combine_teacher_scores(raw, weights, ensemble.score_scale)
-            for name, scores in zip([*labels, ENSEMBLE], [*raw, combined], strict=True):
-                for i, row in zip(chunk, scores.cpu().tolist(), strict=True):
-                    runs[name][f"q{i}"] = {f"d{j}": s for j, s in enumerate(row)}
-            for i in chunk:
-                qrels[f"q{i}"] = {f"d{j}": 1 for j in range(units[i][2])}
+    for chunk in rectangular_batches([len(docs) for _, docs, _ in units], queries_per_batch):
+        raw = ensemble.teacher_scores([units[i][0] for i in chunk], [units[i][1] for i in chunk])
+        with torch.inference_mode():
+            combined = combine_teacher_scores(raw, weights, ensemble.score_scale)
+        for name, scores in zip([*labels, ENSEMBLE], [*raw, combined], strict=True):
+            for i, row in zip(chunk, scores.cpu().tolist(), strict=True):
+                runs[name][f"q{i}"] = {f"d{j}": s for j, s in enumerate(row)}
+        for i in chunk:
+            qrels[f"q{i}"] = {f"d{j}": 1 for j in range(units[i][2])}
     return {name: evaluate_run(qrels, run, ignore_identical_ids=False) for name, run in runs.items()}
 
 

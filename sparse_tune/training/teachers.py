@@ -33,7 +33,8 @@ with its own candidates only, so no teacher scores need to be gathered across ra
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 
 import torch
@@ -47,7 +48,14 @@ from sparse_tune.training.cross_encoder import CrossEncoderTeacher
 PairTeacher = CrossEncoderTeacher | BM25Teacher
 Teacher = Retriever | PairTeacher
 
-__all__ = ["TeacherConfig", "TeacherEnsemble", "combine_teacher_scores", "load_teacher", "min_max_normalize"]
+__all__ = [
+    "TeacherConfig",
+    "TeacherEnsemble",
+    "combine_teacher_scores",
+    "load_teacher",
+    "min_max_normalize",
+    "rectangular_batches",
+]
 
 
 # A row's span at or below max(SPAN_RTOL * max|score|, SPAN_ATOL) is float noise, not a ranking:
@@ -224,6 +232,17 @@ class TeacherEnsemble:
         # A clone made outside inference mode is an ordinary tensor, which autograd may save
         # for the loss's backward (inference tensors may not be).
         return combined.clone()
+
+
+def rectangular_batches(group_sizes: Sequence[int], per_batch: int) -> Iterator[list[int]]:
+    """Indices of rows to score together: same candidate count (the ensemble takes a rectangle),
+    at most ``per_batch`` rows each, in first-seen order of the sizes."""
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for i, size in enumerate(group_sizes):
+        by_size[size].append(i)
+    for idx in by_size.values():
+        for start in range(0, len(idx), per_batch):
+            yield idx[start : start + per_batch]
 
 
 def _distinct(texts: list[str]) -> tuple[list[str], list[int]]:
