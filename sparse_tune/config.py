@@ -388,6 +388,43 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+def build_section(cls: type, values: Any, where: str = "") -> Any:
+    """``cls`` from one YAML mapping, for config files other than training recipes.
+
+    Unknown keys name their close matches and list the valid keys; missing required keys are
+    named; values are coerced to the field types as recipe values are. Every message starts
+    with ``where`` (e.g. ``teachers[1]``) so a one-line error points into the file.
+    """
+    prefix = f"{where}: " if where else ""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix}expected a mapping of key: value, got {values!r}")
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    names = [f.name for f in fields]
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        hints = {k: difflib.get_close_matches(str(k), names, n=2) for k in unknown}
+        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        raise ConfigError(f"{prefix}unknown key(s): {hint_text}. Valid keys: {', '.join(names)}")
+    missing = [
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values
+    ]
+    if missing:
+        raise ConfigError(f"{prefix}missing key(s): {', '.join(missing)}")
+    try:
+        return _build(cls, values)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
+
+
+def resolve_section_paths(
+    cls: type, values: dict[str, Any], recipe_dir: str | Path, prefix: str = ""
+) -> dict[str, Any]:
+    """``values`` with ``cls``'s path fields read next to the file they came from when needed (as recipes)."""
+    return _resolve_fields(values, _path_fields(cls), Path(recipe_dir), prefix)
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs."""
@@ -449,7 +486,10 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         values.update(loaded)
     source = {**values, **(overrides or {})}  # as written, for the recipe.yaml saved with the run
     if path is not None:
-        values = resolve_recipe_paths(values, Path(path).parent)
+        # Keys an override replaces are not resolved: a recipe path that is about to be replaced
+        # (and may not exist) would only produce a misleading "not found" warning.
+        kept = {k: v for k, v in values.items() if k not in (overrides or {})}
+        values = resolve_recipe_paths(kept, Path(path).parent)
     values.update(overrides or {})
 
     keys = valid_keys()

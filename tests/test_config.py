@@ -12,7 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_shipped_recipe_loads(tmp_path):
+    from sparse_tune.pipeline.config import load_pipeline_config
+
     for recipe in sorted((ROOT / "configs").glob("*.yaml")):
+        if recipe.name.startswith("pipeline_"):  # a distillation pipeline, which names training recipes
+            pipeline = load_pipeline_config(recipe, str(tmp_path / recipe.stem))
+            assert pipeline.student_train_config().training.output_dir == str(tmp_path / recipe.stem / "student")
+            continue
         cfg = load_train_config(recipe, {"output_dir": str(tmp_path / recipe.stem)})
         assert cfg.training.output_dir == str(tmp_path / recipe.stem)
 

@@ -139,7 +139,7 @@ def test_bad_arguments():
 
 def test_cli_mines_a_beir_folder(tmp_path):
     from sparse_tune.cli.__main__ import main
-    from sparse_tune.cli.mine import default_index_name
+    from sparse_tune.mining.beir import default_index_name
 
     out = tmp_path / "mined.jsonl"
     assert (

@@ -245,3 +245,11 @@ def test_idf_json_with_bad_weights(tmp_path, splade_tiny, capsys, weight, fragme
     with pytest.raises(ValueError) as info:
         load_model(str(folder), head="inference_free", idf_path=str(idf))
     assert str(info.value) == f"{idf}: token 'attack': {fragment}"
+
+
+def test_scored_row_with_fewer_scores_than_docs_is_one_line(tmp_path, capsys):
+    good = {"query": "aspirin heart", "docs": ["Aspirin helps the heart.", "Cats sleep.", "Rain."], "scores": [3, 1, 0]}
+    bad = {"query": "vitamin bone", "docs": ["Vitamin D and bones.", "Jupiter.", "Chess."], "scores": [2.0, 1.0]}
+    path = _write(tmp_path / "scored.jsonl", [json.dumps(good), json.dumps(bad)])
+    assert main(_train(tmp_path, path, "--loss", "kl")) == 2
+    assert _one_line(capsys) == f"sparse-tune train: error: {path}:2: 'docs' has 3 items but 'scores' has 2"

@@ -138,3 +138,19 @@ def test_cached_training_with_gradient_accumulation(train_file, tmp_path):
     assert not torch.equal(before[key], after[key])
     logs = [h for h in _log_history(out) if "loss" in h]
     assert len(logs) == 2 and all(math.isfinite(h["loss"]) and h["infonce"] > 0 for h in logs)
+
+
+@pytest.mark.parametrize("loss", ["kl", "margin_mse"])
+def test_distillation_from_a_scored_file_logs_each_term(tmp_path, loss):
+    """KL and MarginMSE both train on a ``sparse-tune score`` file; the trainer logs each term's value."""
+    scored = tmp_path / "scored.jsonl"
+    rows = [{"query": r["query"], "docs": r["pos"] + r["neg"], "scores": [30.0, 12.0, 5.0, 0.0]} for r in TRAIN]
+    scored.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = _run("config_kd_precomputed.yaml", scored, tmp_path / "out", save_steps=3, loss=loss,
+               docs_per_query=4, max_doc_length=32)  # fmt: skip
+    logs = [h for h in _log_history(out) if "loss" in h]
+    assert len(logs) == 3
+    for h in logs:
+        assert {loss, "idf_flops_doc", "idf_flops_doc_weight", "q_nnz", "d_nnz"} <= set(h) and "infonce" not in h
+        # the total is the distillation term plus the weighted FLOPS term (warm-up 0: full weight)
+        assert h["loss"] == pytest.approx(h[loss] + h["idf_flops_doc_weight"] * h["idf_flops_doc"], rel=1e-3, abs=1e-4)

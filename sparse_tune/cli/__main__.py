@@ -20,7 +20,7 @@ from typing import NoReturn
 # slower SPLADE heads on 2 busy cores); must be set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-VERBS = ("train", "evaluate", "encode", "idf", "mine", "score", "export", "tune", "seeds")
+VERBS = ("train", "evaluate", "encode", "idf", "mine", "score", "export", "tune", "seeds", "distill-pipeline")
 
 #: Errors that mean "your input is wrong": one line, exit code 2, traceback only with --debug.
 #: ConnectionError covers OpenSearchUnavailableError (server unreachable or credentials refused at start).
@@ -34,10 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True)
     for verb in VERBS:
+        name = f"sparse_tune.cli.{verb.replace('-', '_')}"  # a verb may have a '-', a module may not
         try:
-            module = importlib.import_module(f"sparse_tune.cli.{verb}")
+            module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"sparse_tune.cli.{verb}":
+            if exc.name != name:
                 raise
             continue
         module.add_parser(sub)

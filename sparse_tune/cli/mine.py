@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
-from pathlib import Path
 
 from sparse_tune.cli.opensearch_args import add_opensearch_args, backend_options
 
@@ -13,13 +11,13 @@ logger = logging.getLogger(__name__)
 
 
 def parse_range(text: str) -> tuple[int, int]:
-    """``"2-200"`` -> ``(2, 200)``: 1-based inclusive ranks."""
-    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
-    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise argparse.ArgumentTypeError(
-            f"expected START-END with 1 <= START <= END (e.g. 2-200), got '{text}'"
-        )
-    return int(m.group(1)), int(m.group(2))
+    """``"2-200"`` -> ``(2, 200)``: 1-based inclusive ranks (an argparse type)."""
+    from sparse_tune.mining.beir import parse_rank_range
+
+    try:
+        return parse_rank_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,83 +83,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_random_negatives(examples: list[dict], dataset: str, split: str, n: int, seed: int) -> list[dict]:
-    """Append ``n`` random corpus negatives (not positives, not already present) to each mined example."""
-    from sparse_tune.data.beir import beir_training_examples
-
-    random_negs = {
-        e["query"]: e["neg"] for e in beir_training_examples(dataset, split, n_negatives=n, seed=seed)
-    }
-    out = []
-    for e in examples:
-        present = set(e["neg"]) | set(e["pos"])
-        extra = [t for t in random_negs.get(e["query"], []) if t not in present]
-        out.append({**e, "neg": e["neg"] + extra})
-    return out
-
-
-def default_index_name(dataset: str, method: str, model: str | None, corpus_fingerprint: str) -> str:
-    """``sparse-tune-mine-<dataset>-<method>[-<model>]-<16 hex>``, a valid OpenSearch index name.
-
-    The hash covers the corpus texts and the model (a local checkpoint by its files), so a
-    later run reuses the index only when it would hold the same documents and vectors.
-    """
-    from sparse_tune.index.fingerprint import fingerprint_model, index_name
-
-    parts = ["sparse-tune-mine", Path(dataset).resolve().name, method] + ([Path(model).name] if model else [])
-    model_fp = fingerprint_model(model) if model else method
-    return index_name("-".join(parts), model_fp, corpus_fingerprint, {"method": method})
-
-
 def run(args: argparse.Namespace) -> int:
-    from sparse_tune.data.beir import load_beir
     from sparse_tune.data.formats import write_training_jsonl
-    from sparse_tune.index import get_backend
-    from sparse_tune.index.fingerprint import fingerprint_texts
-    from sparse_tune.mining.hard_negatives import mine_hard_negatives
+    from sparse_tune.mining.beir import mine_beir_split
 
     if args.method == "model" and not args.model:
         raise ValueError("--method model needs --model")
-    corpus, queries, qrels = load_beir(args.dataset, args.split)
-    if args.method == "random":
-        from sparse_tune.data.beir import beir_training_examples
-
-        examples = beir_training_examples(
-            args.dataset, args.split, n_negatives=args.negatives, seed=args.seed
-        )
-        n = write_training_jsonl(args.output, examples)
-        print(f"wrote {n} examples with {args.negatives} random corpus negatives each to {args.output}")
-        return 0
-    model = None
-    if args.method == "model":
-        from sparse_tune.models.io import load_model
-
-        model = load_model(args.model)
     if args.reuse_index:
         logger.warning(
             "--reuse-index is deprecated: a complete index is reused by default; --reindex rebuilds it"
         )
-    backend = get_backend(args.backend, **backend_options(args))
-    index = args.index or default_index_name(
-        args.dataset, args.method, args.model, fingerprint_texts(corpus.ids, corpus.texts)
-    )
-    examples = mine_hard_negatives(
-        backend,
-        index,
-        queries,
-        qrels,
-        corpus,
+    examples = mine_beir_split(
+        args.dataset,
+        args.split,
         method=args.method,
-        model=model,
+        model=args.model,
+        backend=args.backend,
+        backend_options=backend_options(args),
+        index=args.index,
         n_negatives=args.negatives,
         rank_range=args.rank_range,
         seed=args.seed,
-        reuse_index=not args.reindex,
+        random_negatives=args.random_negatives,
+        reindex=args.reindex,
         batch_size=args.batch_size,
     )
-    if args.random_negatives > 0:
-        examples = add_random_negatives(examples, args.dataset, args.split, args.random_negatives, args.seed)
     n = write_training_jsonl(args.output, examples)
+    if args.method == "random":
+        print(f"wrote {n} examples with {args.negatives} random corpus negatives each to {args.output}")
+        return 0
     n_neg = sum(len(e["neg"]) for e in examples)
     print(
         f"wrote {n} examples ({n_neg / max(n, 1):.1f} negatives per query, ranks "

@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from sparse_tune.config import DEFAULT_SCORE_SCALE, TEACHER_TYPES, TeacherConfig
-from sparse_tune.fsio import atomic_path, atomic_write_text
+from sparse_tune.fsio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -98,33 +98,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _units(examples: list[dict], docs_per_query: int) -> tuple[list[tuple[str, list[str]]], int]:
-    """(query, candidates) to score, positive first, and the number of examples without negatives."""
-    from sparse_tune.data.teacher_scores import group_candidates
-
-    units: list[tuple[str, list[str]]] = []
-    skipped = 0
-    for ex in examples:
-        if not ex["neg"]:
-            skipped += 1
-            continue
-        for pos in ex["pos"]:
-            docs = [pos, *ex["neg"]]
-            if docs_per_query:
-                placeholder = [0.0] * len(docs)
-                units.extend(
-                    (ex["query"], group) for group, _ in group_candidates(docs, placeholder, docs_per_query)
-                )
-            else:
-                units.append((ex["query"], docs))
-    return units, skipped
-
-
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     from sparse_tune.data.formats import read_training_jsonl
-    from sparse_tune.training.teachers import TeacherEnsemble, rectangular_batches
+    from sparse_tune.data.teacher_scores import write_scored_jsonl
+    from sparse_tune.training.scoring import score_examples
+    from sparse_tune.training.teachers import TeacherEnsemble
 
     if args.docs_per_query == 1 or args.docs_per_query < 0:
         raise ValueError(f"--docs-per-query must be 0 (whole rows) or >= 2, got {args.docs_per_query}")
@@ -132,13 +110,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--queries-per-batch must be >= 1, got {args.queries_per_batch}")
     args.teacher = [t if isinstance(t, TeacherConfig) else parse_teacher(t) for t in args.teacher]
 
-    # 1. Read and expand: one row per (query, positive), or per training group.
+    # 1. Read: any training format, normalised to {query, pos, neg}.
     bad_lines: list = []
     examples = read_training_jsonl(args.input, skip_bad_lines=args.skip_bad_lines, skipped=bad_lines)
-    units, skipped = _units(examples, args.docs_per_query)
-    if skipped:
-        logger.warning("%s: %d example(s) have no negatives and were skipped", args.input, skipped)
-    if not units:
+    if not any(ex["neg"] for ex in examples):
         raise ValueError(f"{args.input}: no example has negatives, nothing to score")
 
     # 2. Load every teacher once.
@@ -152,21 +127,11 @@ def run(args: argparse.Namespace) -> int:
         max_doc_length=args.max_doc_length,
     )
 
-    # 3. Score rows with the same number of candidates together (the ensemble takes a rectangle).
-    scores: list[list[float] | None] = [None] * len(units)
-    with tqdm(total=len(units), desc="scoring", unit="row") as bar:
-        for chunk in rectangular_batches([len(docs) for _, docs in units], args.queries_per_batch):
-            batch = ensemble.score([units[i][0] for i in chunk], [units[i][1] for i in chunk])
-            for i, row in zip(chunk, batch.cpu().tolist(), strict=True):
-                scores[i] = row
-            bar.update(len(chunk))
-
-    # 4. Write in input order, atomically (a crash never leaves half a file under the final name).
+    # 3. Score one row per (query, positive) or per training group, and write them in input order,
+    #    atomically (a crash never leaves half a file under the final name).
+    rows = score_examples(ensemble, examples, args.docs_per_query, args.queries_per_batch)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
-        for (query, docs), row_scores in zip(units, scores, strict=True):
-            f.write(json.dumps({"query": query, "docs": docs, "scores": row_scores}, ensure_ascii=False) + "\n")
+    write_scored_jsonl(out, rows)
     if args.evaluate:
         from sparse_tune.training.teacher_report import format_report, rerank_report
 
@@ -176,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(report))
         print(f"teacher report: {report_path}")
     teachers = ", ".join(f"{t.type}:{t.model}:{t.weight:g}" for t in args.teacher)
-    print(f"wrote {len(units)} scored rows from {len(examples)} examples to {out} (teachers: {teachers})")
+    print(f"wrote {len(rows)} scored rows from {len(examples)} examples to {out} (teachers: {teachers})")
     if bad_lines:
         print(f"skipped {len(bad_lines)} bad line(s) of {args.input}; first: {bad_lines[0]}")
     return 0

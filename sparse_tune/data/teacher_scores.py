@@ -20,13 +20,15 @@ per-query shift of the teacher scores, so re-grouping does not bias KL or Margin
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from sparse_tune.data.errors import DataError
 from sparse_tune.data.jsonl import iter_json_lines
+from sparse_tune.fsio import atomic_path
 
 PositiveRule = Literal["first", "max_score"]
 
@@ -116,3 +118,19 @@ def read_scored_jsonl(
         for docs, scores in group_candidates(row["docs"], row["scores"], docs_per_query, positive):
             examples.append({"query": row["query"], "docs": docs, "scores": scores})
     return examples
+
+
+def write_scored_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write ``{"query", "docs", "scores"}`` rows as JSON lines, atomically; returns the count.
+
+    A crash never leaves half a file under the final name for a training run to read.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            out = {"query": row["query"], "docs": list(row["docs"]), "scores": list(row["scores"])}
+            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+            n += 1
+    return n

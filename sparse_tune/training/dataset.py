@@ -114,8 +114,9 @@ def build_groups(
         logger.info("held out %d validation queries: %d training groups removed", n_held, removed)
         if not removed:
             logger.warning(
-                "none of the %d held-out validation queries occur in the training data; "
-                "is eval_dir the dataset the training data came from?",
+                "none of the %d held-out validation queries occur in the training data; fine if it was "
+                "filtered already (the distillation pipeline's files are), else is eval_dir the dataset "
+                "the training data came from?",
                 len(exclude_queries),
             )
         groups = kept

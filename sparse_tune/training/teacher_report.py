@@ -25,18 +25,25 @@ ENSEMBLE = "ensemble"
 
 
 def rerank_report(
-    ensemble: TeacherEnsemble, examples: Sequence[dict], queries_per_batch: int = 16
+    ensemble: TeacherEnsemble,
+    examples: Sequence[dict],
+    queries_per_batch: int = 16,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """{teacher label or "ensemble": {"nDCG@10", "MRR@10", "Recall@100"}} over ``examples``.
 
     ``examples`` are ``{"query", "pos": [...], "neg": [...]}``; examples without negatives are
-    left out (every candidate would be relevant). Labels are ``type:model`` (with ``#k`` added
-    when one model is listed twice).
+    left out (every candidate would be relevant). Labels are ``labels`` (one per teacher, in
+    the ensemble's order) or ``type:model`` (with ``#k`` added when one model is listed twice).
     """
     units = [(ex["query"], [*ex["pos"], *ex["neg"]], len(ex["pos"])) for ex in examples if ex["neg"]]
     if not units:
         raise ValueError("no example has negatives: there is nothing for the teachers to rank")
-    labels = _labels(ensemble)
+    labels = list(labels) if labels is not None else _labels(ensemble)
+    if len(labels) != len(ensemble.configs) or len(set(labels)) != len(labels) or ENSEMBLE in labels:
+        raise ValueError(
+            f"need one distinct label per teacher (not {ENSEMBLE!r}), got {labels} for {len(ensemble.configs)}"
+        )
     runs: dict[str, Run] = {name: {} for name in [*labels, ENSEMBLE]}
     qrels: Qrels = {}
     weights = [c.weight for c in ensemble.configs]

@@ -1,0 +1,162 @@
+"""What each pipeline stage does, by calling the same library code as the single-step verbs.
+
+- mine: ``mine_beir_split`` (``sparse-tune mine``) on the train split; rows of the held-out
+  validation queries go to their own file, never to a training file;
+- teachers: ``train`` (``sparse-tune train``) on each teacher's recipe;
+- score: ``score_examples`` (``sparse-tune score``) on the training candidates;
+- report: ``rerank_report`` (``sparse-tune score --evaluate``) on the validation candidates;
+- student: ``train`` on the student's recipe with the scored file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparse_tune.data.formats import read_training_jsonl, write_training_jsonl
+from sparse_tune.data.holdout import SPLIT_FILE, ValidationSplit, load_validation_split
+from sparse_tune.fsio import atomic_write_text
+from sparse_tune.mining.beir import mine_beir_split
+from sparse_tune.pipeline.config import MiningSpec, PipelineConfig, TeacherSpec
+from sparse_tune.training.teachers import TeacherEnsemble
+
+__all__ = ["PipelineFiles", "Workspace"]
+
+
+@dataclass(frozen=True)
+class PipelineFiles:
+    """Where the stages write, under the output folder."""
+
+    out: Path
+
+    @property
+    def mined(self) -> Path:
+        return self.out / "mined.jsonl"
+
+    @property
+    def mined_validation(self) -> Path:
+        return self.out / "mined_validation.jsonl"
+
+    @property
+    def validation_split(self) -> Path:
+        return self.out / SPLIT_FILE
+
+    @property
+    def scored(self) -> Path:
+        return self.out / "scored.jsonl"
+
+    @property
+    def report(self) -> Path:
+        return self.out / "teachers.json"
+
+    @property
+    def student(self) -> Path:
+        return self.out / "student"
+
+
+@dataclass
+class Workspace:
+    """A pipeline config plus what its stages share within one run (the validation split, the teachers)."""
+
+    cfg: PipelineConfig
+    _split: ValidationSplit | None = field(default=None, init=False)
+    _ensemble: TeacherEnsemble | None = field(default=None, init=False)
+
+    @property
+    def files(self) -> PipelineFiles:
+        return PipelineFiles(self.cfg.out)
+
+    def validation_split(self) -> ValidationSplit:
+        """The held-out validation queries: the same draw every teacher's and the student's training makes."""
+        if self._split is None:
+            cfg = self.cfg
+            self._split = load_validation_split(
+                cfg.beir_dir, None, cfg.eval_holdout, cfg.train_split, cfg.eval_holdout_seed
+            )
+        return self._split
+
+    def ensemble(self) -> TeacherEnsemble:
+        """The scoring ensemble, loaded once per run (score and report share it)."""
+        if self._ensemble is None:
+            s = self.cfg.scoring
+            self._ensemble = TeacherEnsemble(
+                self.cfg.teacher_configs(),
+                score_scale=s.score_scale,
+                device=s.device,
+                bf16=s.bf16,
+                batch_size=s.batch_size,
+                max_query_length=s.max_query_length,
+                max_doc_length=s.max_doc_length,
+            )
+        return self._ensemble
+
+    # -- mine ----------------------------------------------------------------------------------
+    def _mine(self, spec: MiningSpec) -> tuple[list[dict], list[dict]]:
+        """(training rows, validation rows) of the train split mined with ``spec``."""
+        examples = mine_beir_split(
+            self.cfg.beir_dir,
+            self.cfg.train_split,
+            method=spec.method,
+            model=spec.model,
+            backend=spec.backend,
+            n_negatives=spec.negatives,
+            rank_range=spec.rank_range,
+            seed=spec.seed,
+            random_negatives=spec.random_negatives,
+        )
+        held = set(self.validation_split().queries.values())  # by text, as training excludes them
+        return [e for e in examples if e["query"] not in held], [e for e in examples if e["query"] in held]
+
+    def mine_candidates(self) -> list[Path]:
+        """mined.jsonl (training queries) and mined_validation.jsonl (held-out queries), plus the split."""
+        train_rows, validation_rows = self._mine(self.cfg.mining)
+        f = self.files
+        write_training_jsonl(f.mined, train_rows)
+        write_training_jsonl(f.mined_validation, validation_rows)
+        atomic_write_text(f.validation_split, json.dumps(self.validation_split().to_json(), indent=2) + "\n")
+        return [f.mined, f.mined_validation, f.validation_split]
+
+    def mine_for_teacher(self, spec: TeacherSpec) -> list[Path]:
+        """mined_NAME.jsonl: the teacher's own hard negatives, training queries only."""
+        train_rows, _ = self._mine(self.cfg.teacher_mining(spec))
+        path = self.cfg.teacher_mined_file(spec.name)
+        write_training_jsonl(path, train_rows)
+        return [path]
+
+    # -- teachers and student --------------------------------------------------------------------
+    def train_teacher(self, spec: TeacherSpec) -> list[Path]:
+        from sparse_tune.training.run import train
+
+        return [train(self.cfg.teacher_train_config(spec))]
+
+    def train_student(self) -> list[Path]:
+        from sparse_tune.training.run import train
+
+        return [train(self.cfg.student_train_config())]
+
+    # -- score and report ----------------------------------------------------------------------
+    def score_candidates(self) -> list[Path]:
+        """scored.jsonl: every training candidate row scored by the ensemble."""
+        from sparse_tune.data.teacher_scores import write_scored_jsonl
+        from sparse_tune.training.scoring import score_examples
+
+        s = self.cfg.scoring
+        rows = score_examples(self.ensemble(), read_training_jsonl(self.files.mined), s.docs_per_query,
+                              s.queries_per_batch)  # fmt: skip
+        write_scored_jsonl(self.files.scored, rows)
+        return [self.files.scored]
+
+    def report_teachers(self) -> list[Path]:
+        """teachers.json: each teacher's and the ensemble's rerank metrics on the validation candidates."""
+        from sparse_tune.training.teacher_report import rerank_report
+
+        examples = read_training_jsonl(self.files.mined_validation)
+        labels = [t.name for t in self.cfg.teachers]
+        report = rerank_report(self.ensemble(), examples, self.cfg.scoring.queries_per_batch, labels=labels)
+        atomic_write_text(self.files.report, json.dumps(report, indent=2) + "\n")
+        return [self.files.report]
+
+    def read_report(self) -> dict[str, Any]:
+        return json.loads(self.files.report.read_text(encoding="utf-8"))
