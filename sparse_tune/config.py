@@ -248,6 +248,14 @@ class EvalConfig:
     early_stopping_patience: Optional[int] = field(
         default=None, metadata={"help": "Stop after this many evaluations without a new best."}
     )
+    keep_base_if_best: bool = field(
+        default=True,
+        metadata={
+            "help": "With load_best_model_at_end: when no checkpoint beats the base model (step 0) on "
+            "metric_for_best_model, save the base model, so a run never leaves a model that validates "
+            "worse than the one it started from (the Trainer alone only chooses among checkpoints)."
+        },
+    )
 
     @property
     def enabled(self) -> bool:

@@ -45,7 +45,11 @@ def test_seeds_trains_and_evaluates_each_seed(tmp_path, capsys):
     values = [r["metrics"]["nDCG@10"] for r in report["runs"]]
     mean, std = mean_std(values)
     assert report["summary"]["nDCG@10"] == {"mean": mean, "std": std}
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("2 seeds: nDCG@10 ")
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("2 seeds: nDCG@10 ")
+    # no validation in this recipe: each seed kept its last model, and says so
+    assert printed[-3:-1] == [f"seed {s}: kept the last model (no validation)" for s in (1, 2)]
+    assert [r["kept"] for r in report["runs"]] == [None, None]
 
 
 def test_seeds_refuses_repeated_seeds(tmp_path, capsys):

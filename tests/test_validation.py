@@ -141,14 +141,16 @@ def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(
 def test_summary_line_says_base_best_and_step():
     history = [{"eval_ndcg@10": 0.5, "step": 0}, {"loss": 1.0, "step": 5}, {"eval_ndcg@10": 0.55, "step": 5}]
     state = {"log_history": history, "best_metric": 0.55, "best_global_step": 5}
-    assert validation_summary(state) == "validation ndcg@10: base 0.5000 -> best 0.5500 at step 5 (+0.0500)"
+    assert validation_summary(state) == (
+        "validation ndcg@10: base 0.5000 -> best 0.5500 at step 5 (+0.0500); the best checkpoint is saved"
+    )
     worse = {"log_history": history, "best_metric": 0.45, "best_global_step": 5}
-    assert validation_summary(worse) == (
-        "validation ndcg@10: no checkpoint beat the base model (base 0.5000, best checkpoint 0.4500 at step 5, "
-        f"and that is the model saved); {TRY_NEXT}"
+    assert validation_summary(worse, kept="base") == (
+        "validation ndcg@10: no checkpoint beat the base model (base 0.5000, best checkpoint 0.4500 at step 5); "
+        f"the base model is saved; {TRY_NEXT}"
     )
     only_base = {"log_history": history[:1], "best_metric": None, "best_global_step": None}
-    assert "no checkpoint was evaluated after step 0" in validation_summary(only_base)
+    assert "no checkpoint was evaluated after step 0" in validation_summary(only_base, kept="last")
     assert validation_summary({"log_history": [{"loss": 1.0, "step": 1}]}) is None
 
 

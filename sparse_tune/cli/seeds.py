@@ -22,11 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.config import parse_overrides
     from sparse_tune.evaluation.report import format_table
-    from sparse_tune.experiments.seeds import format_summary, run_seeds
+    from sparse_tune.experiments.seeds import format_kept, format_summary, run_seeds
 
-    results, summary = run_seeds(
+    results, summary, kept = run_seeds(
         args.config, args.seeds, args.dataset, args.split, args.output, parse_overrides(args.overrides)
     )
     print(format_table(results))
+    for seed, record in zip(args.seeds, kept, strict=True):
+        print(format_kept(seed, record))
     print(format_summary(summary, len(results)))
     return 0

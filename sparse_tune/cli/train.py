@@ -24,16 +24,10 @@ def run(args: argparse.Namespace) -> int:
     out = train(cfg)
     if cfg.training.should_save:
         print(f"saved model to {out}")
-        if cfg.eval.enabled:  # the run ends with one line: base vs best validation metric
+        if cfg.eval.enabled:  # the run ends with one line: base vs best, and which model was saved
             from sparse_tune.training.summary import summary_from_folder
 
-            args_ = cfg.training
-            line = summary_from_folder(
-                out,
-                args_.metric_for_best_model,
-                bool(args_.greater_is_better),
-                bool(args_.load_best_model_at_end),
-            )
+            line = summary_from_folder(out)
             if line:
                 print(line)
     return 0

@@ -47,6 +47,22 @@ def format_summary(summary: dict[str, dict[str, float]], n: int) -> str:
     return f"{n} seeds: " + ", ".join(parts)
 
 
+def format_kept(seed: int, record: dict[str, Any] | None) -> str:
+    """Which model seed ``seed``'s run saved, from its ``validation_summary.json`` record (``None``: not validated).
+
+    A seed that kept its base model did not improve on validation: its test numbers are the
+    base model's, which a mean over seeds would otherwise hide.
+    """
+    if record is None:
+        return f"seed {seed}: kept the last model (no validation)"
+    kept = {"base": "the base model", "best": "the best checkpoint", "last": "the last model"}[record["kept"]]
+    numbers = [f"base {record['base']:.4f}"] if record.get("base") is not None else []
+    if record.get("best_checkpoint") is not None:
+        numbers.append(f"best checkpoint {record['best_checkpoint']:.4f} at step {record['best_step']}")
+    detail = f" (validation {record['metric']}: {', '.join(numbers)})" if numbers else ""
+    return f"seed {seed}: kept {kept}{detail}"
+
+
 def run_seeds(
     config: str,
     seeds: list[int],
@@ -54,14 +70,19 @@ def run_seeds(
     split: str,
     output: str | PathLike[str],
     overrides: dict[str, Any],
-) -> tuple[list[EvalResult], dict[str, dict[str, float]]]:
-    """Train ``config`` once per seed into ``OUTPUT/seed-S``, evaluate each on ``dataset``/``split``."""
+) -> tuple[list[EvalResult], dict[str, dict[str, float]], list[dict[str, Any] | None]]:
+    """Train ``config`` once per seed into ``OUTPUT/seed-S``, evaluate each on ``dataset``/``split``.
+
+    Also returns each run's ``validation_summary.json`` record (which model it kept), ``None``
+    for a run without validation.
+    """
     from sparse_tune.config import load_train_config
     from sparse_tune.data.beir import load_beir
     from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_model
     from sparse_tune.index.embedded import EmbeddedBackend
     from sparse_tune.index.fingerprint import fingerprint_texts
     from sparse_tune.training.run import train
+    from sparse_tune.training.summary import read_summary
 
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"--seeds needs distinct seeds, got {seeds}")
@@ -71,8 +92,10 @@ def run_seeds(
                for s in seeds]  # fmt: skip
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
     results = []
+    kept = []
     for seed, cfg in zip(seeds, configs, strict=True):
         folder = train(cfg)
+        kept.append(read_summary(folder))
         result = evaluate_model(
             str(folder),
             corpus,
@@ -87,7 +110,9 @@ def run_seeds(
     summary = summarize(results)
     (output / "seeds.json").write_text(
         json.dumps({"config": str(config), "dataset": str(dataset), "split": split, "seeds": seeds,
-                    "runs": [{"model": r.model, "metrics": r.metrics} for r in results], "summary": summary},
+                    "runs": [{"model": r.model, "metrics": r.metrics, "kept": k and k["kept"]}
+                             for r, k in zip(results, kept, strict=True)],
+                    "summary": summary},
                    indent=2) + "\n", encoding="utf-8",
     )  # fmt: skip
-    return results, summary
+    return results, summary, kept

@@ -139,13 +139,16 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         )
 
     # 6. Validation through the Trainer's evaluation hook: every eval_steps and at step 0, best
-    #    checkpoint kept by metric_for_best_model, optional early stopping.
+    #    checkpoint kept by metric_for_best_model, the base model instead when no checkpoint beats
+    #    it (keep_base_if_best), optional early stopping.
     validator = None
+    keeper = None
     callbacks = list(callbacks or [])
     if split is not None:
         from transformers import EarlyStoppingCallback
 
         from sparse_tune.evaluation.validation import RetrievalValidator
+        from sparse_tune.training.keep_base import KeepBaseCallback
 
         validator = RetrievalValidator(
             split,
@@ -153,6 +156,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
             cfg.eval.eval_pool_bm25_k,
             batch_size=args.per_device_eval_batch_size,
         )
+        keeper = KeepBaseCallback(cfg.eval.keep_base_if_best)
+        callbacks.append(keeper)
         if cfg.eval.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.eval.early_stopping_patience))
 
@@ -171,7 +176,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     )
     trainer.train(resume_from_checkpoint=resume)
 
-    # 8. Save the final model (the best checkpoint's, with load_best_model_at_end) where evaluate can load it.
+    # 8. Save the final model where evaluate can load it: the best checkpoint's with
+    #    load_best_model_at_end, or the base model's when no checkpoint beat it.
     out = Path(args.output_dir)
     trainer.save_model(str(out))
     if args.should_save:
@@ -182,11 +188,13 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         # The recipe as run (YAML + overrides), so the folder says how it was made.
         atomic_write_text(out / "recipe.yaml", yaml.safe_dump(cfg.source, sort_keys=False))
         trainer.save_state()  # trainer_state.json: steps and logged loss terms, read by export's model card
-    if split is not None:
-        from sparse_tune.training.summary import validation_summary
+    if keeper is not None:
+        # 9. One closing line (base vs best, and which model was saved), also in validation_summary.json.
+        from sparse_tune.fsio import atomic_write_text
+        from sparse_tune.training.summary import SUMMARY_FILE, summary_record
 
         state = trainer.state
-        line = validation_summary(
+        record = summary_record(
             {
                 "log_history": state.log_history,
                 "best_metric": state.best_metric,
@@ -194,10 +202,12 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
             },
             args.metric_for_best_model,
             bool(args.greater_is_better),
-            bool(args.load_best_model_at_end),
+            keeper.kept or "last",
         )
-        if line:
-            logger.info(line)
+        if args.should_save:
+            atomic_write_text(out / SUMMARY_FILE, json.dumps(record, indent=2) + "\n")
+        if record["summary"]:
+            logger.info(record["summary"])
     if skipped:  # repeated at the end, where it is seen: the warning at load time scrolled away
         logger.warning(
             "skipped %d bad line(s) of %s (skip_bad_lines); first: %s", len(skipped), cfg.data.train_file, skipped[0]

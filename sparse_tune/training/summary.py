@@ -1,11 +1,21 @@
-"""The one line a validated run ends with: base vs best validation metric, and what to try when nothing improved."""
+"""How a validated run ends: which model it keeps (base, best or last checkpoint) and the one line that says so.
+
+The decision is a pure function of the validation numbers, so the callback that acts on it,
+the closing line, ``validation_summary.json`` and ``sparse-tune seeds`` all agree.
+"""
 
 from __future__ import annotations
 
 import json
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+#: Which model a run saved: the base model it started from, the best checkpoint, or the last step's.
+Kept = Literal["base", "best", "last"]
+
+#: Written to the run folder by a validated run: the numbers, the model kept and the closing line.
+SUMMARY_FILE = "validation_summary.json"
 
 #: Said when no checkpoint beat the base model: the usual causes, cheapest first.
 TRY_NEXT = (
@@ -13,47 +23,108 @@ TRY_NEXT = (
     "or mined hard negatives (sparse-tune mine)"
 )
 
+_SAVED = {
+    "base": "the base model is saved",
+    "best": "the best checkpoint is saved",
+    "last": "the last model is saved",
+}
+
+
+def metric_key(metric: str) -> str:
+    """The ``log_history`` key of ``metric_for_best_model`` (transformers prefixes ``eval_`` when missing)."""
+    return metric if metric.startswith("eval_") else f"eval_{metric}"
+
+
+def base_metric(state: dict[str, Any], metric: str = "ndcg@10") -> float | None:
+    """The validation value logged at step 0 (the base model), or ``None`` when it was not evaluated."""
+    key = metric_key(metric)
+    return next((h[key] for h in state.get("log_history", []) if key in h and h.get("step") == 0), None)
+
+
+def beats(value: float, other: float, greater_is_better: bool = True) -> bool:
+    """``value`` strictly better than ``other`` in the metric's direction."""
+    return value > other if greater_is_better else value < other
+
+
+def choose_kept(
+    base: float | None,
+    best: float | None,
+    greater_is_better: bool = True,
+    loaded_best: bool = True,
+    keep_base_if_best: bool = True,
+) -> Kept:
+    """Which model the run keeps.
+
+    ``best`` is the best *checkpoint's* metric (the Trainer never counts step 0 as a
+    checkpoint). Without ``load_best_model_at_end`` (``loaded_best``) or any evaluated
+    checkpoint, the model is the last step's. With ``keep_base_if_best`` the base wins ties:
+    a checkpoint that is only as good as the base is no reason to replace it.
+    """
+    if not loaded_best or best is None:
+        return "last"
+    if keep_base_if_best and base is not None and not beats(best, base, greater_is_better):
+        return "base"
+    return "best"
+
 
 def validation_summary(
-    state: dict[str, Any], metric: str = "ndcg@10", greater_is_better: bool = True, loaded_best: bool = True
+    state: dict[str, Any], metric: str = "ndcg@10", greater_is_better: bool = True, kept: Kept = "best"
 ) -> str | None:
-    """One line from a ``trainer_state.json`` dict; ``None`` when the run was not validated.
+    """One line from a ``trainer_state.json`` dict and the model kept; ``None`` when the run was not validated.
 
     The base is the evaluation logged at step 0; the best is the Trainer's own
     ``best_metric`` / ``best_global_step`` (checkpoints only, so the base is never "best").
     """
-    name = metric.removeprefix("eval_")
-    key = f"eval_{name}"
-    evals = [h for h in state.get("log_history", []) if key in h]
-    if not evals:
+    key = metric_key(metric)
+    name = key.removeprefix("eval_")
+    if not any(key in h for h in state.get("log_history", [])):
         return None
-    base = next((h[key] for h in evals if h.get("step") == 0), None)
+    base = base_metric(state, metric)
     best, step = state.get("best_metric"), state.get("best_global_step")
+    saved = _SAVED[kept]
     if best is None or not step:
         return (
-            f"validation {name}: base {base:.4f}; no checkpoint was evaluated after step 0 (lower eval_steps)"
+            f"validation {name}: base {base:.4f}; no checkpoint was evaluated after step 0 (lower eval_steps); "
+            f"{saved}"
         )
     if base is None:
-        return f"validation {name}: best {best:.4f} at step {step} (the base model was not evaluated)"
-    if (best > base) if greater_is_better else (best < base):
-        return f"validation {name}: base {base:.4f} -> best {best:.4f} at step {step} ({best - base:+.4f})"
-    saved = ", and that is the model saved" if loaded_best else ""
+        return (
+            f"validation {name}: best {best:.4f} at step {step} (the base model was not evaluated); {saved}"
+        )
+    if beats(best, base, greater_is_better):
+        return f"validation {name}: base {base:.4f} -> best {best:.4f} at step {step} ({best - base:+.4f}); {saved}"
+    if kept != "base":
+        saved += ", although the base scored at least as well"
     return (
         f"validation {name}: no checkpoint beat the base model (base {base:.4f}, best checkpoint {best:.4f} "
-        f"at step {step}{saved}); {TRY_NEXT}"
+        f"at step {step}); {saved}; {TRY_NEXT}"
     )
 
 
-def summary_from_folder(
-    folder: str | PathLike[str],
-    metric: str = "ndcg@10",
-    greater_is_better: bool = True,
-    loaded_best: bool = True,
-) -> str | None:
-    """:func:`validation_summary` of a run folder's ``trainer_state.json`` (``None`` if there is none)."""
-    path = Path(folder) / "trainer_state.json"
+def summary_record(
+    state: dict[str, Any], metric: str = "ndcg@10", greater_is_better: bool = True, kept: Kept = "best"
+) -> dict[str, Any]:
+    """What ``validation_summary.json`` holds: the numbers, the model kept and the closing line."""
+    return {
+        "metric": metric_key(metric).removeprefix("eval_"),
+        "greater_is_better": greater_is_better,
+        "base": base_metric(state, metric),
+        "best_checkpoint": state.get("best_metric"),
+        "best_step": state.get("best_global_step"),
+        "kept": kept,
+        "summary": validation_summary(state, metric, greater_is_better, kept),
+    }
+
+
+def read_summary(folder: str | PathLike[str]) -> dict[str, Any] | None:
+    """A run folder's ``validation_summary.json``, or ``None`` when the run was not validated."""
+    path = Path(folder) / SUMMARY_FILE
     if not path.is_file():
         return None
-    return validation_summary(
-        json.loads(path.read_text(encoding="utf-8")), metric, greater_is_better, loaded_best
-    )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def summary_from_folder(folder: str | PathLike[str]) -> str | None:
+    """The closing line of a validated run folder (``None`` if it has none)."""
+    record = read_summary(folder)
+    return None if record is None else record.get("summary")
