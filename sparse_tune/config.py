@@ -78,6 +78,57 @@ class ModelConfig:
 
 
 @dataclass
+class MiningSpec:
+    """How negatives are mined from a BEIR split: the settings of ``sparse-tune mine``, with its defaults.
+
+    One dataclass for a recipe's ``mine_negatives`` and the distillation pipeline's ``mining``,
+    turned into :func:`~sparse_tune.mining.beir.mine_beir_split` arguments in one place
+    (:meth:`mine_kwargs`), so the same settings mine the same file whichever way they came.
+    """
+
+    method: Literal["bm25", "model", "random"] = "bm25"
+    model: Optional[str] = field(default=None, metadata={"path": "name_or_path"})
+    range: str = "2-200"
+    negatives: int = 8
+    random_negatives: int = 0
+    seed: int = 42
+    backend: Literal["embedded", "seismic", "opensearch"] = "embedded"
+
+    def __post_init__(self) -> None:
+        from sparse_tune.mining.beir import parse_rank_range
+
+        self.range = str(self.range)
+        try:
+            parse_rank_range(self.range)
+        except ValueError as exc:
+            raise ConfigError(f"range: {exc}") from None
+        if self.negatives < 1:
+            raise ConfigError(f"negatives must be >= 1, got {self.negatives}")
+        if self.random_negatives < 0:
+            raise ConfigError(f"random_negatives must be >= 0, got {self.random_negatives}")
+        if self.method == "model" and not self.model:
+            raise ConfigError("method 'model' needs a model")
+
+    @property
+    def rank_range(self) -> tuple[int, int]:
+        from sparse_tune.mining.beir import parse_rank_range
+
+        return parse_rank_range(self.range)
+
+    def mine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~sparse_tune.mining.beir.mine_beir_split` for these settings."""
+        return {
+            "method": self.method,
+            "model": self.model,
+            "backend": self.backend,
+            "n_negatives": self.negatives,
+            "rank_range": self.rank_range,
+            "seed": self.seed,
+            "random_negatives": self.random_negatives,
+        }
+
+
+@dataclass
 class DataConfig:
     train_file: Optional[str] = field(
         default=None,
@@ -105,12 +156,31 @@ class DataConfig:
     )
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
+    mine_negatives: Optional[MiningSpec] = field(
+        default=None,
+        metadata={
+            "help": "Mine beir_dir's beir_split at the start of the run, as `sparse-tune mine` would: "
+            "{method, model, range, negatives, random_negatives, seed, backend}. Written to "
+            "OUTPUT_DIR/mined.jsonl (reused while settings and dataset are unchanged) and trained on "
+            "as a train_file."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.docs_per_query < 1:
             raise ConfigError(f"docs_per_query must be >= 1, got {self.docs_per_query}")
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError(f"max_examples must be >= 1, got {self.max_examples}")
+        if self.mine_negatives is not None:
+            if not isinstance(self.mine_negatives, MiningSpec):
+                self.mine_negatives = build_section(MiningSpec, self.mine_negatives, "mine_negatives")
+            if self.train_file or self.hf_dataset:
+                given = "train_file" if self.train_file else "hf_dataset"
+                raise ConfigError(
+                    f"mine_negatives mines beir_dir into the training data; it cannot be combined with {given}"
+                )
+            if not self.beir_dir:
+                raise ConfigError("mine_negatives needs beir_dir: the BEIR folder whose beir_split is mined")
 
 
 TEACHER_TYPES = ("dense", "sparse", "cross_encoder", "bm25")
@@ -335,6 +405,10 @@ def resolve_recipe_paths(values: dict[str, Any], recipe_dir: str | Path) -> dict
             _resolve_fields(t, teacher_paths, recipe_dir, f"teachers[{i}].") if isinstance(t, dict) else t
             for i, t in enumerate(out["teachers"])
         ]
+    if isinstance(out.get("mine_negatives"), dict):
+        out["mine_negatives"] = _resolve_fields(
+            out["mine_negatives"], _path_fields(MiningSpec), recipe_dir, "mine_negatives."
+        )
     return out
 
 

@@ -20,6 +20,7 @@ import yaml
 from sparse_tune.config import (
     DEFAULT_SCORE_SCALE,
     ConfigError,
+    MiningSpec,
     TeacherConfig,
     TrainConfig,
     build_section,
@@ -27,7 +28,6 @@ from sparse_tune.config import (
     resolve_recipe_paths,
     resolve_section_paths,
 )
-from sparse_tune.mining.beir import parse_rank_range
 
 #: Recipe keys the pipeline sets for every teacher and the student; an ``overrides`` entry may not set them.
 FORCED_KEYS = (
@@ -35,6 +35,7 @@ FORCED_KEYS = (
     "beir_split",
     "train_file",
     "hf_dataset",
+    "mine_negatives",
     "eval_dir",
     "eval_split",
     "eval_holdout",
@@ -42,36 +43,6 @@ FORCED_KEYS = (
     "output_dir",
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-@dataclass
-class MiningSpec:
-    """How candidates are mined from the train split (the settings of ``sparse-tune mine``)."""
-
-    method: Literal["bm25", "model", "random"] = "bm25"
-    model: Optional[str] = field(default=None, metadata={"path": "name_or_path"})
-    range: str = "2-200"
-    negatives: int = 8
-    random_negatives: int = 0
-    seed: int = 42
-    backend: Literal["embedded", "seismic", "opensearch"] = "embedded"
-
-    def __post_init__(self) -> None:
-        self.range = str(self.range)
-        try:
-            parse_rank_range(self.range)
-        except ValueError as exc:
-            raise ConfigError(f"range: {exc}") from None
-        if self.negatives < 1:
-            raise ConfigError(f"negatives must be >= 1, got {self.negatives}")
-        if self.random_negatives < 0:
-            raise ConfigError(f"random_negatives must be >= 0, got {self.random_negatives}")
-        if self.method == "model" and not self.model:
-            raise ConfigError("method 'model' needs a model")
-
-    @property
-    def rank_range(self) -> tuple[int, int]:
-        return parse_rank_range(self.range)
 
 
 @dataclass
@@ -205,6 +176,7 @@ class PipelineConfig:
             "beir_split": self.train_split,
             "train_file": str(train_file) if train_file else None,
             "hf_dataset": None,
+            "mine_negatives": None,
             "eval_dir": None,
             "eval_split": None,
             "eval_holdout": self.eval_holdout,

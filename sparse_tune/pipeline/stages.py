@@ -95,17 +95,7 @@ class Workspace:
     # -- mine ----------------------------------------------------------------------------------
     def _mine(self, spec: MiningSpec) -> tuple[list[dict], list[dict]]:
         """(training rows, validation rows) of the train split mined with ``spec``."""
-        examples = mine_beir_split(
-            self.cfg.beir_dir,
-            self.cfg.train_split,
-            method=spec.method,
-            model=spec.model,
-            backend=spec.backend,
-            n_negatives=spec.negatives,
-            rank_range=spec.rank_range,
-            seed=spec.seed,
-            random_negatives=spec.random_negatives,
-        )
+        examples = mine_beir_split(self.cfg.beir_dir, self.cfg.train_split, **spec.mine_kwargs())
         held = set(self.validation_split().queries.values())  # by text, as training excludes them
         return [e for e in examples if e["query"] not in held], [e for e in examples if e["query"] in held]
 

@@ -15,6 +15,7 @@ from sparse_tune.losses import build_loss
 from sparse_tune.models.io import CheckpointError, build_model, model_config_for
 from sparse_tune.training.collator import GroupCollator
 from sparse_tune.training.dataset import GroupDataset, build_groups, is_scored_file
+from sparse_tune.training.mined_data import mined_training_data
 from sparse_tune.training.trainer import RetrievalTrainer, checkpoint_problem, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -110,11 +111,13 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
 
     # 2. Data first, so bad input fails before any model is loaded: the validation queries (a
     #    BEIR split, or training queries held out by seed), then fixed-size query groups
-    #    (1 positive + negatives) without the held-out queries, sampled once with the seed.
+    #    (1 positive + negatives) without the held-out queries, sampled once with the seed. With
+    #    mine_negatives the BEIR split is first mined into OUTPUT_DIR/mined.jsonl, the train_file.
     split = validation_split(cfg)
     held_out = set(split.queries.values()) if split is not None and split.holdout else None
+    data = mined_training_data(cfg.data, args)
     skipped: list = []
-    groups = build_groups(cfg.data, seed=args.seed, skipped=skipped, exclude_queries=held_out)
+    groups = build_groups(data, seed=args.seed, skipped=skipped, exclude_queries=held_out)
     logger.info("training on %d query groups of %d documents", len(groups), len(groups[0]["docs"]))
 
     # 3. The model: backbone + heads, from a name, folder or hub id.
@@ -210,6 +213,9 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
             logger.info(record["summary"])
     if skipped:  # repeated at the end, where it is seen: the warning at load time scrolled away
         logger.warning(
-            "skipped %d bad line(s) of %s (skip_bad_lines); first: %s", len(skipped), cfg.data.train_file, skipped[0]
+            "skipped %d bad line(s) of %s (skip_bad_lines); first: %s",
+            len(skipped),
+            data.train_file,
+            skipped[0],
         )
     return out
