@@ -273,7 +273,8 @@ def write_section(lines: list[str]) -> None:
     block = "\n".join([MARKER_BEGIN, *lines, MARKER_END]) + "\n"
     if MARKER_BEGIN in text and MARKER_END in text:
         head, rest = text.split(MARKER_BEGIN, 1)
-        text = head + block + rest.split(MARKER_END, 1)[1].lstrip("\n")
+        tail = rest.split(MARKER_END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")  # the blank line before the next section stays
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text, encoding="utf-8")
