@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,30 @@ def test_cached_replays_dropout_per_chunk():
     _, _, terms = encode_and_score(model, batch["query"], batch["docs"], loss_of, mini_batch_size=2)
     terms["loss"].backward()
     assert not torch.allclose(params[0].grad, want[0], **TOL)
+
+
+def test_cached_step_lets_the_representations_go_before_the_replay():
+    """Only the cached gradients outlive the cached step; the logged terms no longer hold the graph."""
+    model = ddp_worker.build_tiny_model().eval()  # no dropout: the chunks must equal one forward
+    batch = GroupCollator(model)(ddp_worker.EXAMPLES)
+    loss_fn = build_loss(LossConfig(loss="infonce", flops_doc_weight=0.05, flops_query_weight=0.1), False)
+    with torch.no_grad():
+        want_q, want_d = model(query=batch["query"], docs=batch["docs"])
+    seen: list[weakref.ref] = []
+
+    def loss_of(q, d):
+        seen.extend([weakref.ref(q), weakref.ref(d)])
+        return {**loss_fn(LossInputs(q, d)), "q_mean": q.mean()}  # a logged term left attached to the graph
+
+    q, d, terms = encode_and_score(model, batch["query"], batch["docs"], loss_of, mini_batch_size=3)
+    torch.testing.assert_close(q, want_q, **TOL)  # chunks of 3 + 1 groups, written in place
+    torch.testing.assert_close(d, want_d, **TOL)
+    assert {"infonce", "flops_doc", "flops_query", "q_mean"} <= set(terms)
+    assert [name for name, value in terms.items() if value.requires_grad] == ["loss"]
+    del q, d
+    assert len(seen) == 2 and all(ref() is None for ref in seen)  # the graph's leaves are gone
+    terms["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 def test_rows_trims_common_padding_and_rejects_bad_chunks():
