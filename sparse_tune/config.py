@@ -18,6 +18,7 @@ import difflib
 import logging
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,14 @@ class ModelConfig:
             raise ConfigError(f"idf_learning_rate must be >= 0, got {self.idf_learning_rate}")
 
 
+def parse_rank_range(text: str) -> tuple[int, int]:
+    """``"2-200"`` -> ``(2, 200)``: 1-based inclusive ranks; ValueError for anything else."""
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", str(text))
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise ValueError(f"expected START-END with 1 <= START <= END (e.g. 2-200), got '{text}'")
+    return int(m.group(1)), int(m.group(2))
+
+
 @dataclass
 class MiningSpec:
     """How negatives are mined from a BEIR split: the settings of ``sparse-tune mine``, with its defaults.
@@ -95,8 +104,6 @@ class MiningSpec:
     backend: Literal["embedded", "seismic", "opensearch"] = "embedded"
 
     def __post_init__(self) -> None:
-        from sparse_tune.mining.beir import parse_rank_range
-
         self.range = str(self.range)
         try:
             parse_rank_range(self.range)
@@ -111,8 +118,6 @@ class MiningSpec:
 
     @property
     def rank_range(self) -> tuple[int, int]:
-        from sparse_tune.mining.beir import parse_rank_range
-
         return parse_rank_range(self.range)
 
     def mine_kwargs(self) -> dict[str, Any]:

@@ -5,11 +5,11 @@ distillation pipeline's ``mine`` stage, so both produce the same negatives from 
 from __future__ import annotations
 
 import logging
-import re
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+from sparse_tune.config import parse_rank_range  # re-exported: the mine verb and tests import it here
 from sparse_tune.mining.hard_negatives import mine_hard_negatives
 
 logger = logging.getLogger(__name__)
@@ -17,14 +17,6 @@ logger = logging.getLogger(__name__)
 MethodName = Literal["bm25", "model", "random"]
 
 __all__ = ["MethodName", "add_random_negatives", "default_index_name", "mine_beir_split", "parse_rank_range"]
-
-
-def parse_rank_range(text: str) -> tuple[int, int]:
-    """``"2-200"`` -> ``(2, 200)``: 1-based inclusive ranks; ValueError for anything else."""
-    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", str(text))
-    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise ValueError(f"expected START-END with 1 <= START <= END (e.g. 2-200), got '{text}'")
-    return int(m.group(1)), int(m.group(2))
 
 
 def add_random_negatives(examples: list[dict], dataset: str, split: str, n: int, seed: int) -> list[dict]:
