@@ -21,7 +21,6 @@ timestamps, so the same model always gives the same hash.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 
 import torch
 
-from sparse_tune.fsio import atomic_path, atomic_write_text
+from sparse_tune.fsio import atomic_path, atomic_write_text, sha256_of
 from sparse_tune.index.opensearch_ann import ann_query, seismic_field, two_phase_processor
 from sparse_tune.index.opensearch_config import OpenSearchConfig
 from sparse_tune.index.pruning import validate_prune
@@ -125,14 +124,6 @@ def write_zip(path: Path, members: dict[str, bytes | Path]) -> Path:
             data = members[name]
             zf.writestr(info, data.read_bytes() if isinstance(data, Path) else data)
     return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- REST bodies -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparse_tune.config import DataConfig
+from sparse_tune.fsio import sha256_of
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -52,14 +53,6 @@ def mining_inputs(data: DataConfig) -> dict[str, Any]:
     }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _reusable(path: Path, sidecar: Path, inputs: dict[str, Any]) -> int | None:
     """The example count of a mined file that matches ``inputs``; ``None`` when it must be mined (again)."""
     try:
@@ -68,7 +61,7 @@ def _reusable(path: Path, sidecar: Path, inputs: dict[str, Any]) -> int | None:
         return None
     if not isinstance(saved, dict) or saved.get("inputs") != json.loads(json.dumps(inputs)):
         return None
-    if not path.is_file() or saved.get("sha256") != _sha256(path):
+    if not path.is_file() or saved.get("sha256") != sha256_of(path):
         return None  # replaced or edited since it was mined
     return int(saved.get("examples", 0))
 
@@ -80,7 +73,7 @@ def _mine(data: DataConfig, path: Path, sidecar: Path, inputs: dict[str, Any]) -
 
     examples = mine_beir_split(data.beir_dir, data.beir_split, **data.mine_negatives.mine_kwargs())
     n = write_training_jsonl(path, examples)  # atomic; the sidecar is written last, so a crash re-mines
-    record = {"inputs": inputs, "examples": n, "sha256": _sha256(path)}
+    record = {"inputs": inputs, "examples": n, "sha256": sha256_of(path)}
     atomic_write_text(sidecar, json.dumps(record, indent=2) + "\n")
     return n
 
