@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 def parse_range(text: str) -> tuple[int, int]:
     """``"2-200"`` -> ``(2, 200)``: 1-based inclusive ranks (an argparse type)."""
-    from sparse_tune.mining.beir import parse_rank_range
+    from sparse_tune.config import parse_rank_range
 
     try:
         return parse_rank_range(text)

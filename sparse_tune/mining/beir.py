@@ -9,14 +9,13 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from sparse_tune.config import parse_rank_range  # re-exported: the mine verb and tests import it here
 from sparse_tune.mining.hard_negatives import mine_hard_negatives
 
 logger = logging.getLogger(__name__)
 
 MethodName = Literal["bm25", "model", "random"]
 
-__all__ = ["MethodName", "add_random_negatives", "default_index_name", "mine_beir_split", "parse_rank_range"]
+__all__ = ["MethodName", "add_random_negatives", "default_index_name", "mine_beir_split"]
 
 
 def add_random_negatives(examples: list[dict], dataset: str, split: str, n: int, seed: int) -> list[dict]:
