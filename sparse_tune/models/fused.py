@@ -44,6 +44,8 @@ from typing import Literal
 
 import torch
 
+from sparse_tune.models.pool_tape import PoolRoutes, active_tape
+
 #: The activations the fused kernel knows the derivative of.
 Activation = Literal["log1p_relu", "log1p_log1p_relu"]
 ACTIVATION_NAMES: tuple[str, ...] = ("log1p_relu", "log1p_log1p_relu")
@@ -258,7 +260,9 @@ def splade_pool_fused(
         ``(batch, vocab)`` pooled weights in float32 (float64 for float64 inputs).
 
     Without gradients (``torch.no_grad`` / ``inference_mode`` or no input requiring grad) the
-    argmax bookkeeping is skipped.
+    argmax bookkeeping is skipped, unless a :class:`~sparse_tune.models.pool_tape.PoolTape` is
+    recording (GradCache's first pass); under a replaying tape only the recorded routes are
+    recomputed (:func:`pool_at_routes`).
     """
     check_pool_inputs(hidden, weight, bias, mask, activation)
     if weight.dtype != hidden.dtype or (bias is not None and bias.dtype != hidden.dtype):
@@ -270,7 +274,49 @@ def splade_pool_fused(
     needs_grad = torch.is_grad_enabled() and (
         hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     )
+    tape = active_tape()
+    if tape is not None and tape.replaying:
+        return pool_at_routes(hidden, weight, bias, tape.next(_call_shape(hidden, weight)), activation)
     if not needs_grad:
-        max_logits, _ = masked_max_logits(hidden, weight, bias, mask, chunk, with_argmax=False)
+        max_logits, argmax = masked_max_logits(
+            hidden, weight, bias, mask, chunk, with_argmax=tape is not None
+        )
+        if tape is not None and argmax is not None:
+            tape.record(PoolRoutes.from_pool(max_logits, argmax, hidden.shape[1]))
         return activate(max_logits, activation)
+    if tape is not None:
+        raise RuntimeError(
+            "pool routes are recorded without autograd (under torch.no_grad()), as GradCache does"
+        )
     return _FusedSpladePool.apply(hidden, weight, bias, mask, activation, chunk)
+
+
+def _call_shape(hidden: torch.Tensor, weight: torch.Tensor) -> tuple[int, int, int]:
+    return (hidden.shape[0], hidden.shape[1], weight.shape[0])
+
+
+def pool_at_routes(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    routes: PoolRoutes,
+    activation: str,
+) -> torch.Tensor:
+    """The pooled ``(batch, vocab)`` values, with autograd, from recorded max-pool routes.
+
+    Each positive entry's logit is recomputed at the token that won its max in the recorded
+    pass (see :mod:`sparse_tune.models.pool_tape`); every other entry is 0, as it was there.
+    Given the same hidden states this is the fused pooling's value, and its gradient is the one
+    the fused backward computes (the same token per entry, the same activation derivative),
+    for ``O(n_positive x hidden)`` work instead of the whole vocabulary projection.
+    """
+    batch, seq_len, dim = hidden.shape
+    acc = _accum_dtype(hidden.dtype)
+    flat = hidden.reshape(batch * seq_len, dim)
+    h = flat.index_select(0, routes.rows * seq_len + routes.tokens).to(acc)  # (n, hidden)
+    w = weight.index_select(0, routes.entries).to(acc)  # (n, hidden)
+    logits = (h * w).sum(dim=1)  # (n,)
+    if bias is not None:
+        logits = logits + bias.index_select(0, routes.entries).to(acc)
+    pooled = torch.zeros((batch, weight.shape[0]), dtype=acc, device=hidden.device)  # (batch, vocab)
+    return pooled.index_put((routes.rows, routes.entries), activate(logits, activation))

@@ -10,6 +10,12 @@ memory of a small one, with the same loss and gradients:
 3. when the loss is back-propagated, re-encode each chunk with autograd, replaying its RNG
    state so dropout draws the same masks, and back-propagate the cached gradients through it.
 
+With the fused SPLADE head, step 1 also records which token won each positive pooled entry
+(:mod:`sparse_tune.models.pool_tape`), and step 3 recomputes only those logits instead of
+projecting every token onto the whole vocabulary again. The projection is most of a SPLADE
+forward, so the second encoding costs about the transformer alone, and a cached step costs
+about what an uncached one does.
+
 Step 3 runs from a hook on the returned loss, so the transformers ``Trainer`` keeps owning the
 backward call: whatever scales the loss before ``backward`` (gradient accumulation, an fp16
 grad scaler) reaches the chunks through the hook's incoming gradient. Under DDP every chunk but
@@ -25,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.checkpoint import get_device_states, set_device_states
+
+from sparse_tune.models.pool_tape import PoolTape, recording, replaying
 
 Features = dict[str, torch.Tensor]
 LossOf = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
@@ -100,11 +108,15 @@ def encode_and_score(
     #    concatenating them would hold every representation twice (at SPLADE's 30,522 dims and
     #    a batch of 1,024 x 3 texts, 360 MiB more at the peak).
     states: list[RngState] = []
+    tapes: list[PoolTape] = []  # each chunk's SPLADE max-pool routes, for a cheap replay
+    will_replay = torch.is_grad_enabled()
     q = d = torch.empty(0)
     with torch.no_grad():
         for lo, hi in chunks:
             states.append(RngState(query["input_ids"]))
-            q_part, d_part = model(**chunk_inputs(lo, hi))  # (hi - lo, dim), ((hi - lo) * group, dim)
+            tapes.append(PoolTape())
+            with recording(tapes[-1]) if will_replay else contextlib.nullcontext():
+                q_part, d_part = model(**chunk_inputs(lo, hi))  # (hi - lo, dim), ((hi - lo) * group, dim)
             if lo == 0:
                 q = q_part.new_empty((batch, *q_part.shape[1:]))  # (batch, dim)
                 d = d_part.new_empty((batch * group, *d_part.shape[1:]))  # (batch * group, dim)
@@ -128,7 +140,7 @@ def encode_and_score(
         for i, (lo, hi) in enumerate(chunks):
             last = i == len(chunks) - 1
             sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
-            with sync, torch.enable_grad(), states[i].replayed():
+            with sync, torch.enable_grad(), states[i].replayed(), replaying(tapes[i]):
                 q_part, d_part = model(**chunk_inputs(lo, hi))
                 outputs, grads = [], []
                 for rep, grad in ((q_part, q_grad[lo:hi]), (d_part, d_grad[lo * group : hi * group])):
