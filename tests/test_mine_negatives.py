@@ -89,6 +89,19 @@ def test_an_up_to_date_file_is_reused_and_a_stale_one_mined_again(beir, tmp_path
     assert len(calls) == 3 and "study" in path.read_text()
 
 
+def test_a_run_that_mines_reads_the_split_once(beir, tmp_path, monkeypatch):
+    """The split fingerprinted for the sidecar is the one mined: a large corpus is parsed once."""
+    import sparse_tune.data.beir as beir_data
+
+    loads = []
+    real = beir_data.load_beir
+    monkeypatch.setattr(beir_data, "load_beir", lambda *a, **k: loads.append(a) or real(*a, **k))
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
+    data = mined_training_data(_data(beir), args)
+    assert loads == [(str(beir), "train")]
+    assert len(read_training_jsonl(data.train_file)) == 10
+
+
 def test_recipe_section_maps_onto_the_mining_settings(beir, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sparse_tune.mining.hard_negatives import mine_hard_negatives
+from sparse_tune.types import Corpus, Qrels
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def mine_beir_split(
     random_negatives: int = 0,
     reindex: bool = False,
     batch_size: int = 64,
+    loaded: tuple[Corpus, dict[str, str], Qrels] | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` examples for every judged query of ``split`` of a BEIR folder.
 
@@ -68,7 +70,9 @@ def mine_beir_split(
     retriever (see :func:`mine_hard_negatives`); ``random`` draws uniform corpus negatives (the
     baseline training from a BEIR folder uses). ``random_negatives`` adds that many uniform
     negatives to each mined example, a guard against the false negatives hard mining picks up.
-    A complete index of the same name is reused unless ``reindex``.
+    A complete index of the same name is reused unless ``reindex``. ``loaded`` is the split as
+    :func:`~sparse_tune.data.beir.load_beir` returned it, for a caller that already read it (a
+    large corpus is then parsed once, not twice).
     """
     from sparse_tune.data.beir import beir_training_examples, load_beir
     from sparse_tune.index import get_backend
@@ -77,7 +81,8 @@ def mine_beir_split(
     dataset = str(dataset)
     if method == "model" and not model:
         raise ValueError("mining with method 'model' needs a model")
-    corpus, queries, qrels = load_beir(dataset, split)  # a bad folder fails before any index is built
+    # a bad folder fails here, before any index is built
+    corpus, queries, qrels = loaded if loaded is not None else load_beir(dataset, split)
     if method == "random":
         return beir_training_examples(dataset, split, n_negatives=n_negatives, seed=seed)
     retriever = None

@@ -20,11 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from sparse_tune.config import DataConfig
 from sparse_tune.fsio import sha256_of
+from sparse_tune.types import Corpus, Qrels
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
+
+#: A BEIR split as ``load_beir`` returns it: corpus, judged queries, qrels.
+BeirSplit = tuple[Corpus, dict[str, str], Qrels]
 
 MINED_FILE = "mined.jsonl"
 SIDECAR_FILE = "mined.settings.json"
@@ -32,15 +36,18 @@ SIDECAR_FILE = "mined.settings.json"
 __all__ = ["MINED_FILE", "SIDECAR_FILE", "mined_training_data", "mining_inputs"]
 
 
-def mining_inputs(data: DataConfig) -> dict[str, Any]:
-    """What decides the mined file's content, as JSON values: settings, split and dataset fingerprints."""
+def mining_inputs(data: DataConfig, loaded: BeirSplit | None = None) -> dict[str, Any]:
+    """What decides the mined file's content, as JSON values: settings, split and dataset fingerprints.
+
+    ``loaded`` is the split as ``load_beir`` returns it, when the caller has read it already.
+    """
     from sparse_tune.data.beir import load_beir
     from sparse_tune.index.fingerprint import fingerprint_model, fingerprint_texts
 
     spec = data.mine_negatives
     if spec is None:
         raise ValueError("mining_inputs needs a DataConfig with mine_negatives")
-    corpus, queries, qrels = load_beir(data.beir_dir, data.beir_split)
+    corpus, queries, qrels = loaded if loaded is not None else load_beir(data.beir_dir, data.beir_split)
     qids = sorted(queries)
     return {
         "settings": dataclasses.asdict(spec),
@@ -66,12 +73,14 @@ def _reusable(path: Path, sidecar: Path, inputs: dict[str, Any]) -> int | None:
     return int(saved.get("examples", 0))
 
 
-def _mine(data: DataConfig, path: Path, sidecar: Path, inputs: dict[str, Any]) -> int:
+def _mine(data: DataConfig, path: Path, sidecar: Path, inputs: dict[str, Any], loaded: BeirSplit) -> int:
     from sparse_tune.data.formats import write_training_jsonl
     from sparse_tune.fsio import atomic_write_text
     from sparse_tune.mining.beir import mine_beir_split
 
-    examples = mine_beir_split(data.beir_dir, data.beir_split, **data.mine_negatives.mine_kwargs())
+    examples = mine_beir_split(
+        data.beir_dir, data.beir_split, loaded=loaded, **data.mine_negatives.mine_kwargs()
+    )
     n = write_training_jsonl(path, examples)  # atomic; the sidecar is written last, so a crash re-mines
     record = {"inputs": inputs, "examples": n, "sha256": sha256_of(path)}
     atomic_write_text(sidecar, json.dumps(record, indent=2) + "\n")
@@ -91,14 +100,17 @@ def mined_training_data(data: DataConfig, args: TrainingArguments) -> DataConfig
     out = Path(args.output_dir)
     path, sidecar = out / MINED_FILE, out / SIDECAR_FILE
     with args.main_process_first(local=args.save_on_each_node, desc="mine negatives"):
-        inputs = mining_inputs(data)
+        from sparse_tune.data.beir import load_beir
+
+        loaded = load_beir(data.beir_dir, data.beir_split)  # read once: fingerprinted, then mined
+        inputs = mining_inputs(data, loaded)
         n = _reusable(path, sidecar, inputs)
         if n is not None:
             log = logger.info if args.should_save else logger.debug  # one line per run, not per rank
             log("reusing %d mined examples from %s (same settings and dataset)", n, path)
         elif args.should_save:
             out.mkdir(parents=True, exist_ok=True)
-            n = _mine(data, path, sidecar, inputs)
+            n = _mine(data, path, sidecar, inputs, loaded)
             logger.info(
                 "mined %d examples from %s (%s, split %s, ranks %s, %d negatives) -> %s",
                 n,
