@@ -36,6 +36,10 @@ class Corpus:
         return len(self.ids)
 
 
+#: A loaded BEIR split (``load_beir``): the corpus, the split's judged queries by id, its qrels.
+BeirSplit = tuple[Corpus, dict[str, str], Qrels]
+
+
 @dataclass
 class Encoded:
     """An encoded collection: ``ids[i]`` is row ``i`` of ``matrix``.

@@ -25,7 +25,7 @@ from typing import Any
 
 from sparse_tune.data.errors import DataError
 from sparse_tune.data.jsonl import iter_json_lines
-from sparse_tune.types import Corpus, Qrels
+from sparse_tune.types import BeirSplit, Corpus, Qrels
 
 _LAYOUT = (
     'a BEIR folder needs corpus.jsonl ({"_id", "title", "text"} per line), queries.jsonl '
@@ -153,7 +153,7 @@ def _beir_files(folder: Path, split: str) -> tuple[Path, Path, Path]:
     return corpus, queries, qrels
 
 
-def load_beir(folder: str | PathLike[str], split: str = "test") -> tuple[Corpus, dict[str, str], Qrels]:
+def load_beir(folder: str | PathLike[str], split: str = "test") -> BeirSplit:
     """Load a BEIR split: (corpus, queries that have qrels in this split, qrels).
 
     Every query id and document id in the qrels must exist in ``queries.jsonl`` and

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sparse_tune.mining.hard_negatives import mine_hard_negatives
-from sparse_tune.types import Corpus, Qrels
+from sparse_tune.types import BeirSplit
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def mine_beir_split(
     random_negatives: int = 0,
     reindex: bool = False,
     batch_size: int = 64,
-    loaded: tuple[Corpus, dict[str, str], Qrels] | None = None,
+    loaded: BeirSplit | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` examples for every judged query of ``split`` of a BEIR folder.
 

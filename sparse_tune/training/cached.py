@@ -128,7 +128,7 @@ def encode_and_score(
 
     # 2. the loss on detached representations, and its gradient with respect to them
     terms = loss_of(q, d)
-    if not torch.is_grad_enabled():  # evaluation: no backward will come
+    if not will_replay:  # evaluation: no backward will come
         return q.detach(), d.detach(), terms
     q_grad, d_grad = torch.autograd.grad(terms["loss"], [q, d])
     # The other terms are for logging; detached, they no longer hold the graph, whose leaves are

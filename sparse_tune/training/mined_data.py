@@ -20,15 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from sparse_tune.config import DataConfig
 from sparse_tune.fsio import sha256_of
-from sparse_tune.types import Corpus, Qrels
+from sparse_tune.types import BeirSplit
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
-
-#: A BEIR split as ``load_beir`` returns it: corpus, judged queries, qrels.
-BeirSplit = tuple[Corpus, dict[str, str], Qrels]
 
 MINED_FILE = "mined.jsonl"
 SIDECAR_FILE = "mined.settings.json"
@@ -36,18 +33,17 @@ SIDECAR_FILE = "mined.settings.json"
 __all__ = ["MINED_FILE", "SIDECAR_FILE", "mined_training_data", "mining_inputs"]
 
 
-def mining_inputs(data: DataConfig, loaded: BeirSplit | None = None) -> dict[str, Any]:
+def mining_inputs(data: DataConfig, loaded: BeirSplit) -> dict[str, Any]:
     """What decides the mined file's content, as JSON values: settings, split and dataset fingerprints.
 
-    ``loaded`` is the split as ``load_beir`` returns it, when the caller has read it already.
+    ``loaded`` is ``data``'s split as ``load_beir`` returns it (the caller mines from the same one).
     """
-    from sparse_tune.data.beir import load_beir
     from sparse_tune.index.fingerprint import fingerprint_model, fingerprint_texts
 
     spec = data.mine_negatives
     if spec is None:
         raise ValueError("mining_inputs needs a DataConfig with mine_negatives")
-    corpus, queries, qrels = loaded if loaded is not None else load_beir(data.beir_dir, data.beir_split)
+    corpus, queries, qrels = loaded
     qids = sorted(queries)
     return {
         "settings": dataclasses.asdict(spec),
