@@ -290,6 +290,10 @@ class LossConfig:
         self.teachers = teachers
 
 
+#: Default p-value a checkpoint's validation gain over the base must reach to be kept (see EvalConfig).
+KEEP_SIGNIFICANCE = 0.1
+
+
 @dataclass
 class EvalConfig:
     """Validation in the training loop (retrieval metrics every ``eval_steps``, base model at step 0)."""
@@ -331,6 +335,14 @@ class EvalConfig:
             "worse than the one it started from (the Trainer alone only chooses among checkpoints)."
         },
     )
+    keep_significance: float = field(
+        default=KEEP_SIGNIFICANCE,
+        metadata={
+            "help": "With keep_base_if_best: the best checkpoint replaces the base model only when a one-sided "
+            "paired t-test over the validation queries gives p <= this (a gain within query-sampling noise "
+            "keeps the base). 1.0 keeps any checkpoint that scores higher."
+        },
+    )
 
     @property
     def enabled(self) -> bool:
@@ -343,6 +355,8 @@ class EvalConfig:
             raise ConfigError(f"eval_holdout must be >= 1 queries, got {self.eval_holdout}")
         if self.eval_corpus_budget < 1 or self.eval_pool_bm25_k < 1:
             raise ConfigError("eval_corpus_budget and eval_pool_bm25_k must be >= 1")
+        if not 0.0 < self.keep_significance <= 1.0:
+            raise ConfigError(f"keep_significance must be in (0, 1], got {self.keep_significance}")
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
                 raise ConfigError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")

@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from sparse_tune.evaluation.validation import RetrievalValidator
+from sparse_tune.evaluation.significance import improvement_pvalue
+from sparse_tune.evaluation.validation import RetrievalValidator, ValidationResult
 from sparse_tune.experiments.seeds import format_kept
 from sparse_tune.models import load_model
 from sparse_tune.training.keep_base import SNAPSHOT_DIR
@@ -27,10 +28,13 @@ from sparse_tune.training.run import train
 from sparse_tune.training.summary import (
     SUMMARY_FILE,
     TRY_NEXT,
+    TRY_NEXT_NOISE,
+    Significance,
     choose_kept,
     summary_from_folder,
     validation_summary,
 )
+from sparse_tune.training.validation_log import PER_QUERY_FILE
 from tests.test_validation import _config, write_beir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,12 +64,22 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _stub_metrics(monkeypatch, values: list[float]) -> None:
-    """Validation returns ``values`` in turn (step 0 first); training stays real."""
-    feed = iter(values)
-    monkeypatch.setattr(
-        RetrievalValidator, "evaluate", lambda self, model: {"ndcg@10": next(feed), "recall@100": 1.0}
-    )
+def _stub_metrics(monkeypatch, values: list[float], per_query: list[list[float]] | None = None) -> None:
+    """Validation returns ``values`` in turn (step 0 first); training stays real.
+
+    ``per_query``: each evaluation's per-query nDCG@10 (default: three queries at the mean,
+    so a change between evaluations is the same on every query: the paired test's p is 0 or 1).
+    """
+    rows = per_query or [[v, v, v] for v in values]
+    feed = iter(zip(values, rows, strict=True))
+
+    def evaluate(self, model):
+        mean, row = next(feed)
+        return ValidationResult(
+            {"ndcg@10": mean, "recall@100": 1.0}, {"ndcg@10": {f"q{i}": v for i, v in enumerate(row)}}
+        )
+
+    monkeypatch.setattr(RetrievalValidator, "evaluate", evaluate)
 
 
 @pytest.mark.parametrize("head", ["splade", "inference_free"])
@@ -125,10 +139,58 @@ def test_a_checkpoint_that_beats_the_base_is_saved(tmp_path, monkeypatch):
     assert not _same_tensors(saved, load_file(str(capture.folder / "model.safetensors")))
     record = json.loads((out / SUMMARY_FILE).read_text())
     assert record["kept"] == "best" and record["best_step"] == 1
+    assert record["p_value"] == 0.0 and record["num_queries"] == 3 and record["keep_significance"] == 0.1
     assert record["summary"] == (
-        "validation ndcg@10: base 0.5000 -> best 0.6000 at step 1 (+0.1000); the best checkpoint is saved"
+        "validation ndcg@10: base 0.5000 -> best 0.6000 at step 1 (+0.1000, p=0, one-sided paired t-test over "
+        "3 queries); the best checkpoint is saved"
     )
     assert not (out / SNAPSHOT_DIR).exists()
+
+
+#: Per-query nDCG@10 of 4 validation queries: step 1 beats the base on the mean (+0.05), but only
+#: because two queries went up as much as the other two went down.
+NOISY = [[0.5, 0.5, 0.5, 0.5], [0.9, 0.1, 0.9, 0.3], [0.5, 0.4, 0.5, 0.5]]
+
+
+def test_a_gain_within_noise_keeps_the_base(tmp_path, monkeypatch):
+    _stub_metrics(monkeypatch, [0.5, 0.55, 0.475], NOISY)
+    beir = write_beir(tmp_path / "beir")
+    capture = CaptureBase(tmp_path / "base")
+    out = train(
+        _config(beir, tmp_path / "out", max_steps=2, warmup_steps=0, save_total_limit=None),
+        callbacks=[capture],
+    )
+
+    assert _evals(out) == {0: 0.5, 1: 0.55, 2: 0.475}
+    assert _same_tensors(capture.model.state_dict(), capture.base)
+    assert _same_tensors(
+        load_file(str(out / "model.safetensors")), load_file(str(capture.folder / "model.safetensors"))
+    )
+    record = json.loads((out / SUMMARY_FILE).read_text())
+    p = improvement_pvalue(dict(enumerate(NOISY[1])), dict(enumerate(NOISY[0])))
+    assert record["kept"] == "base" and record["best_step"] == 1 and record["p_value"] == p and p > 0.1
+    assert record["summary"] == (
+        f"validation ndcg@10: base 0.5000 -> best 0.5500 at step 1 (+0.0500) is within noise "
+        f"(p={p:.3g}, one-sided paired t-test over 4 queries > keep_significance 0.1); the base model is saved; "
+        f"{TRY_NEXT_NOISE}"
+    )
+    # every evaluation's per-query values are in the run folder, to redo the test
+    rows = [json.loads(line) for line in (out / PER_QUERY_FILE).read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert rows[1]["per_query"]["ndcg@10"] == {f"q{i}": v for i, v in enumerate(NOISY[1])}
+
+
+def test_keep_significance_one_keeps_any_gain(tmp_path, monkeypatch):
+    _stub_metrics(monkeypatch, [0.5, 0.55, 0.475], NOISY)
+    beir = write_beir(tmp_path / "beir")
+    cfg = _config(beir, tmp_path / "out", max_steps=2, warmup_steps=0, save_total_limit=None, keep_significance=1.0)
+    out = train(cfg)
+
+    saved = load_file(str(out / "model.safetensors"))
+    assert _same_tensors(saved, load_file(str(out / "checkpoint-1" / "model.safetensors")))
+    record = json.loads((out / SUMMARY_FILE).read_text())
+    assert record["kept"] == "best" and record["keep_significance"] == 1.0
+    assert record["summary"].endswith(", one-sided paired t-test over 4 queries); the best checkpoint is saved")
 
 
 def test_early_stopping_then_base_kept(tmp_path, monkeypatch):
@@ -157,6 +219,11 @@ def test_choose_kept():
     # lower is better (e.g. a loss): 0.4 beats 0.5
     assert choose_kept(0.5, 0.4, greater_is_better=False) == "best"
     assert choose_kept(0.4, 0.5, greater_is_better=False) == "base"
+    # a gain must also pass the paired test; without per-query values (p None) any gain counts
+    assert choose_kept(0.5, 0.6, p_value=0.2, keep_significance=0.1) == "base"
+    assert choose_kept(0.5, 0.6, p_value=0.1, keep_significance=0.1) == "best"
+    assert choose_kept(0.5, 0.6, p_value=None, keep_significance=0.1) == "best"
+    assert choose_kept(0.5, 0.6, p_value=0.2, keep_significance=0.1, keep_base_if_best=False) == "best"
 
 
 HISTORY = [{"eval_ndcg@10": 0.721, "step": 0}, {"loss": 1.0, "step": 50}, {"eval_ndcg@10": 0.71, "step": 50}]
@@ -182,6 +249,21 @@ def test_summary_line_best_kept():
     )
 
 
+def test_summary_line_with_the_paired_test():
+    state = {"log_history": HISTORY, "best_metric": 0.75, "best_global_step": 50}
+    clear = Significance(0.0123, 100, 0.1)
+    assert validation_summary(state, kept="best", test=clear) == (
+        "validation ndcg@10: base 0.7210 -> best 0.7500 at step 50 (+0.0290, p=0.0123, one-sided paired t-test "
+        "over 100 queries); the best checkpoint is saved"
+    )
+    noise = Significance(0.25, 100, 0.1)
+    assert validation_summary(state, kept="best", test=noise) == (
+        "validation ndcg@10: base 0.7210 -> best 0.7500 at step 50 (+0.0290) is within noise (p=0.25, one-sided "
+        "paired t-test over 100 queries > keep_significance 0.1); the best checkpoint is saved, although the "
+        f"gain is within noise; {TRY_NEXT_NOISE}"
+    )
+
+
 def test_summary_line_last_kept():
     state = {"log_history": HISTORY, "best_metric": 0.75, "best_global_step": 50}
     assert validation_summary(state, kept="last").endswith("(+0.0290); the last model is saved")
@@ -199,6 +281,11 @@ def test_seeds_line_says_which_model_was_kept():
     )
     assert format_kept(2, {**record, "kept": "best"}).startswith("seed 2: kept the best checkpoint (")
     assert format_kept(3, None) == "seed 3: kept the last model (no validation)"
+    tested = {**record, "best_checkpoint": 0.73, "p_value": 0.4123, "kept": "base"}
+    assert format_kept(4, tested) == (
+        "seed 4: kept the base model (validation ndcg@10: base 0.7210, best checkpoint 0.7300 at step 50, "
+        "paired-test p 0.412)"
+    )
 
 
 @pytest.mark.ddp

@@ -101,6 +101,9 @@ def test_validation_config_errors():
         load_train_config(ROOT / "configs" / "quickstart.yaml", {"early_stopping_patience": 2})
     with pytest.raises(ConfigError, match="eval_dir"):
         load_train_config(ROOT / "configs" / "quickstart.yaml", {"beir_dir": None, "eval_holdout": 5})
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ConfigError, match="keep_significance must be in"):
+            load_train_config(ROOT / "configs" / "quickstart.yaml", {"keep_significance": bad})
 
 
 def test_pool_mode_keeps_bm25_candidates_and_judged_documents(tmp_path, splade_tiny):
@@ -112,14 +115,21 @@ def test_pool_mode_keeps_bm25_candidates_and_judged_documents(tmp_path, splade_t
     assert judged <= set(pool.doc_ids) and len(pool.doc_ids) <= 2 + len(judged)
     full = RetrievalValidator(split, corpus_budget=100)
     assert full.mode == "full" and len(full.doc_ids) == 13
-    metrics = full.evaluate(splade_tiny)
+    result = full.evaluate(splade_tiny)
+    metrics = result.metrics
     assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10", "doc_nnz", "query_nnz", "num_docs"}
     assert 0 < metrics["ndcg@10"] <= 1 and metrics["num_docs"] == 13
+    # per-query values, for the paired test, are those of the validation queries and average to the means
+    assert set(result.per_query) == {"ndcg@10", "recall@100", "mrr@10"}
+    for name, values in result.per_query.items():
+        assert sorted(values) == sorted(split.qrels)
+        assert metrics[name] == pytest.approx(sum(values.values()) / len(values), abs=1e-12)
 
 
 def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(tmp_path):
     beir = write_beir(tmp_path / "beir")
-    out = train(_config(beir, tmp_path / "out", max_steps=3, save_total_limit=None))
+    # keep_significance 1.0: this is about choosing among checkpoints, not the paired test against the base
+    out = train(_config(beir, tmp_path / "out", max_steps=3, save_total_limit=None, keep_significance=1.0))
     written = json.loads((out / "validation_split.json").read_text())
     assert written["holdout"] == 3 and written["seed"] == 42 and written["split"] == "train"
     assert written["query_ids"] == holdout_query_ids([f"q{i}" for i in range(8)], 3, seed=42)

@@ -11,10 +11,13 @@ ones (fewer distractors), so they compare checkpoints of one run, not runs on ot
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from sparse_tune.data.holdout import ValidationSplit
-from sparse_tune.evaluation.metrics import evaluate_run
+from sparse_tune.evaluation.metrics import per_query_metrics
 from sparse_tune.index.embedded import EmbeddedBackend
 from sparse_tune.models.inference import encode_texts, sparsity_stats
 from sparse_tune.models.retriever import Retriever
@@ -31,6 +34,22 @@ def bm25_pool(split: ValidationSplit, k: int) -> list[int]:
     run = backend.search_text("pool", split.queries, k)
     wanted = {d for docs in run.values() for d in docs} | {d for rels in split.qrels.values() for d in rels}
     return [i for i, d in enumerate(split.corpus.ids) if d in wanted]
+
+
+#: Validator metric names (``eval_`` + these are logged) for the metrics of :func:`per_query_metrics`.
+METRIC_NAMES = {"nDCG@10": "ndcg@10", "Recall@100": "recall@100", "MRR@10": "mrr@10"}
+
+
+@dataclass
+class ValidationResult:
+    """One evaluation: the means the Trainer logs, and each query's values for a paired test.
+
+    ``per_query`` is ``{metric: {query id: value}}`` for the retrieval metrics (names as in
+    ``metrics``); sparsity and pool size are corpus-level and have no per-query values.
+    """
+
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
 
 
 class RetrievalValidator:
@@ -74,8 +93,8 @@ class RetrievalValidator:
     def __len__(self) -> int:
         return len(self.query_ids)
 
-    def evaluate(self, model: Retriever) -> dict[str, float]:
-        """nDCG@10, Recall@100, MRR@10 and (sparse) average non-zeros of the current model."""
+    def evaluate(self, model: Retriever) -> ValidationResult:
+        """nDCG@10, Recall@100, MRR@10 (means and per query) and (sparse) average non-zeros of the current model."""
         docs = encode_texts(model, self.doc_ids, self.doc_texts, "document", self.batch_size, progress=False)
         queries = encode_texts(
             model,
@@ -89,14 +108,11 @@ class RetrievalValidator:
         backend.create("validation", docs.kind)
         backend.add("validation", docs)
         backend.finalize("validation")
-        metrics = evaluate_run(self.split.qrels, backend.search("validation", queries, self.top_k))
-        out = {
-            "ndcg@10": metrics["nDCG@10"],
-            "recall@100": metrics["Recall@100"],
-            "mrr@10": metrics["MRR@10"],
-        }
+        per_query = per_query_metrics(self.split.qrels, backend.search("validation", queries, self.top_k))
+        named = {METRIC_NAMES[name]: values for name, values in per_query.items()}
+        out = {name: float(np.mean(list(values.values()))) for name, values in named.items()}
         if docs.kind == "sparse":
             out["doc_nnz"] = sparsity_stats(docs)["nnz"]
             out["query_nnz"] = sparsity_stats(queries)["nnz"]
         out["num_docs"] = float(len(self.doc_ids))
-        return out
+        return ValidationResult(out, named)

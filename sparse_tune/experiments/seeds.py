@@ -59,6 +59,8 @@ def format_kept(seed: int, record: dict[str, Any] | None) -> str:
     numbers = [f"base {record['base']:.4f}"] if record.get("base") is not None else []
     if record.get("best_checkpoint") is not None:
         numbers.append(f"best checkpoint {record['best_checkpoint']:.4f} at step {record['best_step']}")
+    if record.get("p_value") is not None:
+        numbers.append(f"paired-test p {record['p_value']:.3g}")
     detail = f" (validation {record['metric']}: {', '.join(numbers)})" if numbers else ""
     return f"seed {seed}: kept {kept}{detail}"
 

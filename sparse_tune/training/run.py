@@ -146,12 +146,14 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     #    it (keep_base_if_best), optional early stopping.
     validator = None
     keeper = None
+    per_query_log = None
     callbacks = list(callbacks or [])
     if split is not None:
         from transformers import EarlyStoppingCallback
 
         from sparse_tune.evaluation.validation import RetrievalValidator
         from sparse_tune.training.keep_base import KeepBaseCallback
+        from sparse_tune.training.validation_log import PerQueryLog
 
         validator = RetrievalValidator(
             split,
@@ -159,7 +161,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
             cfg.eval.eval_pool_bm25_k,
             batch_size=args.per_device_eval_batch_size,
         )
-        keeper = KeepBaseCallback(cfg.eval.keep_base_if_best)
+        per_query_log = PerQueryLog(args.output_dir, write=args.should_save, resume=resume is not None)
+        keeper = KeepBaseCallback(cfg.eval.keep_base_if_best, cfg.eval.keep_significance, per_query_log)
         callbacks.append(keeper)
         if cfg.eval.early_stopping_patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.eval.early_stopping_patience))
@@ -176,6 +179,7 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         callbacks=callbacks or None,
         gather_across_devices=cfg.loss.gather_across_devices,
         mini_batch_size=cfg.loss.mini_batch_size if cfg.loss.cached else None,
+        per_query_log=per_query_log,
     )
     trainer.train(resume_from_checkpoint=resume)
 
@@ -206,6 +210,7 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
             args.metric_for_best_model,
             bool(args.greater_is_better),
             keeper.kept or "last",
+            keeper.test,
         )
         if args.should_save:
             atomic_write_text(out / SUMMARY_FILE, json.dumps(record, indent=2) + "\n")

@@ -7,6 +7,7 @@ the closing line, ``validation_summary.json`` and ``sparse-tune seeds`` all agre
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,25 @@ TRY_NEXT = (
     "try a lower learning_rate or more warmup_steps, a higher flops_doc_threshold (or a lower FLOPS weight), "
     "or mined hard negatives (sparse-tune mine)"
 )
+
+#: Said when the best checkpoint's gain was within noise.
+TRY_NEXT_NOISE = (
+    "hold out more validation queries (eval_holdout) so that a gain this size can be told from noise, "
+    "or train longer or with mined hard negatives for a larger one"
+)
+
+
+@dataclass(frozen=True)
+class Significance:
+    """The paired test of the best checkpoint against the base model over the validation queries."""
+
+    p_value: float
+    num_queries: int
+    keep_significance: float
+
+    def __str__(self) -> str:
+        return f"p={self.p_value:.3g}, one-sided paired t-test over {self.num_queries} queries"
+
 
 _SAVED = {
     "base": "the base model is saved",
@@ -46,34 +66,49 @@ def beats(value: float, other: float, greater_is_better: bool = True) -> bool:
     return value > other if greater_is_better else value < other
 
 
+def clear_gain(p_value: float | None, keep_significance: float = 1.0) -> bool:
+    """Whether a gain's paired-test ``p_value`` passes ``keep_significance`` (no test: yes, as before)."""
+    return p_value is None or p_value <= keep_significance
+
+
 def choose_kept(
     base: float | None,
     best: float | None,
     greater_is_better: bool = True,
     loaded_best: bool = True,
     keep_base_if_best: bool = True,
+    p_value: float | None = None,
+    keep_significance: float = 1.0,
 ) -> Kept:
     """Which model the run keeps.
 
     ``best`` is the best *checkpoint's* metric (the Trainer never counts step 0 as a
     checkpoint). Without ``load_best_model_at_end`` (``loaded_best``) or any evaluated
     checkpoint, the model is the last step's. With ``keep_base_if_best`` the base wins ties:
-    a checkpoint that is only as good as the base is no reason to replace it.
+    a checkpoint that is only as good as the base is no reason to replace it; nor is one
+    whose gain is within query-sampling noise (``p_value``, the one-sided paired test of best
+    against base over the validation queries, above ``keep_significance``).
     """
     if not loaded_best or best is None:
         return "last"
-    if keep_base_if_best and base is not None and not beats(best, base, greater_is_better):
-        return "base"
+    if keep_base_if_best and base is not None:
+        if not beats(best, base, greater_is_better) or not clear_gain(p_value, keep_significance):
+            return "base"
     return "best"
 
 
 def validation_summary(
-    state: dict[str, Any], metric: str = "ndcg@10", greater_is_better: bool = True, kept: Kept = "best"
+    state: dict[str, Any],
+    metric: str = "ndcg@10",
+    greater_is_better: bool = True,
+    kept: Kept = "best",
+    test: Significance | None = None,
 ) -> str | None:
     """One line from a ``trainer_state.json`` dict and the model kept; ``None`` when the run was not validated.
 
     The base is the evaluation logged at step 0; the best is the Trainer's own
     ``best_metric`` / ``best_global_step`` (checkpoints only, so the base is never "best").
+    ``test`` is the paired test of best against base, when per-query values were kept.
     """
     key = metric_key(metric)
     name = key.removeprefix("eval_")
@@ -92,7 +127,17 @@ def validation_summary(
             f"validation {name}: best {best:.4f} at step {step} (the base model was not evaluated); {saved}"
         )
     if beats(best, base, greater_is_better):
-        return f"validation {name}: base {base:.4f} -> best {best:.4f} at step {step} ({best - base:+.4f}); {saved}"
+        gain = f"base {base:.4f} -> best {best:.4f} at step {step} ({best - base:+.4f}"
+        if test is None:
+            return f"validation {name}: {gain}); {saved}"
+        if clear_gain(test.p_value, test.keep_significance):
+            return f"validation {name}: {gain}, {test}); {saved}"
+        if kept != "base":
+            saved += ", although the gain is within noise"
+        return (
+            f"validation {name}: {gain}) is within noise ({test} > keep_significance "
+            f"{test.keep_significance:g}); {saved}; {TRY_NEXT_NOISE}"
+        )
     if kept != "base":
         saved += ", although the base scored at least as well"
     return (
@@ -102,7 +147,11 @@ def validation_summary(
 
 
 def summary_record(
-    state: dict[str, Any], metric: str = "ndcg@10", greater_is_better: bool = True, kept: Kept = "best"
+    state: dict[str, Any],
+    metric: str = "ndcg@10",
+    greater_is_better: bool = True,
+    kept: Kept = "best",
+    test: Significance | None = None,
 ) -> dict[str, Any]:
     """What ``validation_summary.json`` holds: the numbers, the model kept and the closing line."""
     return {
@@ -111,8 +160,11 @@ def summary_record(
         "base": base_metric(state, metric),
         "best_checkpoint": state.get("best_metric"),
         "best_step": state.get("best_global_step"),
+        "p_value": None if test is None else test.p_value,
+        "num_queries": None if test is None else test.num_queries,
+        "keep_significance": None if test is None else test.keep_significance,
         "kept": kept,
-        "summary": validation_summary(state, metric, greater_is_better, kept),
+        "summary": validation_summary(state, metric, greater_is_better, kept, test),
     }
 
 

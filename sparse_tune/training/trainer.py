@@ -13,7 +13,7 @@ import os
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -26,6 +26,10 @@ from sparse_tune.models.io import CheckpointError, load_weights_into
 from sparse_tune.models.retriever import Retriever
 from sparse_tune.training.cached import encode_and_score
 
+if TYPE_CHECKING:
+    from sparse_tune.evaluation.validation import ValidationResult
+    from sparse_tune.training.validation_log import PerQueryLog
+
 logger = logging.getLogger(__name__)
 TRAINER_STATE_NAME = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME, written last
 
@@ -36,7 +40,7 @@ class RetrievalEvaluator(Protocol):
 
     def __len__(self) -> int: ...
 
-    def evaluate(self, model: Retriever) -> dict[str, float]: ...
+    def evaluate(self, model: Retriever) -> ValidationResult: ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -46,6 +50,7 @@ class NonFiniteLossError(RuntimeError):
 class RetrievalTrainer(Trainer):
     """``gather_across_devices``: under DDP, losses see every rank's representations (global batch).
     ``mini_batch_size``: when set, each step is encoded in chunks of that many examples (GradCache).
+    ``per_query_log``: where each evaluation's per-query values go (the keep-base test reads them).
     """
 
     def __init__(
@@ -55,9 +60,11 @@ class RetrievalTrainer(Trainer):
         teachers: Any = None,
         gather_across_devices: bool = True,
         mini_batch_size: int | None = None,
+        per_query_log: PerQueryLog | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.per_query_log = per_query_log
         self.loss_fn = loss_fn
         self.teachers = teachers
         self.gather_across_devices = gather_across_devices
@@ -182,10 +189,12 @@ class RetrievalTrainer(Trainer):
         if self.args.world_size > 1:  # rank 0 scores, every rank gets the same numbers (same best, same stop)
             box = [data.evaluate(model) if self.args.process_index == 0 else None]
             torch.distributed.broadcast_object_list(box, src=0)
-            raw = box[0]
+            result = box[0]
         else:
-            raw = data.evaluate(model)
-        metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in raw.items()}
+            result = data.evaluate(model)
+        if self.per_query_log is not None:
+            self.per_query_log.record(self.state.global_step, result.per_query)
+        metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in result.metrics.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 3)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
