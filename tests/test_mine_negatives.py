@@ -102,6 +102,21 @@ def test_a_run_that_mines_reads_the_split_once(beir, tmp_path, monkeypatch):
     assert len(read_training_jsonl(data.train_file)) == 10
 
 
+@pytest.mark.parametrize("mining", [{"method": "random"}, {"method": "bm25", "random_negatives": 2}])
+def test_random_negatives_reuse_the_split_already_read(beir, tmp_path, monkeypatch, mining):
+    """Random negatives (the random method, or added to mined ones) are drawn from the split read once."""
+    import sparse_tune.data.beir as beir_data
+
+    loads = []
+    real = beir_data.load_beir
+    monkeypatch.setattr(beir_data, "load_beir", lambda *a, **k: loads.append(a) or real(*a, **k))
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
+    data = mined_training_data(_data(beir, **mining), args)
+    assert loads == [(str(beir), "train")]
+    rows = read_training_jsonl(data.train_file)
+    assert len(rows) == 10 and all(not set(r["neg"]) & set(r["pos"]) for r in rows)
+
+
 def test_recipe_section_maps_onto_the_mining_settings(beir, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(

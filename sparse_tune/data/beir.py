@@ -192,16 +192,21 @@ def positives_from_qrels(qrels: Qrels) -> dict[str, list[str]]:
 
 
 def beir_training_examples(
-    folder: str | PathLike[str], split: str = "train", n_negatives: int = 7, seed: int = 42
+    folder: str | PathLike[str],
+    split: str = "train",
+    n_negatives: int = 7,
+    seed: int = 42,
+    loaded: BeirSplit | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` examples from a BEIR split with *random* negatives.
 
     Positives are the documents judged relevant (score > 0); negatives are drawn
     uniformly from the rest of the corpus. Random negatives are the cheap baseline;
     ``sparse-tune mine`` gives hard ones. Queries without a positive are skipped.
-    Deterministic for a given ``seed``.
+    Deterministic for a given ``seed``. ``loaded``: the split as :func:`load_beir` returned
+    it, for a caller that already read it (a large corpus is then parsed once).
     """
-    corpus, queries, qrels = load_beir(folder, split)
+    corpus, queries, qrels = loaded if loaded is not None else load_beir(folder, split)
     rng = random.Random(seed)
     index_of = {d: i for i, d in enumerate(corpus.ids)}
     examples: list[dict[str, Any]] = []

@@ -19,13 +19,17 @@ MethodName = Literal["bm25", "model", "random"]
 __all__ = ["MethodName", "add_random_negatives", "default_index_name", "mine_beir_split"]
 
 
-def add_random_negatives(examples: list[dict], dataset: str, split: str, n: int, seed: int) -> list[dict]:
-    """Append ``n`` random corpus negatives (not positives, not already present) to each mined example."""
+def add_random_negatives(
+    examples: list[dict], dataset: str, split: str, n: int, seed: int, loaded: BeirSplit | None = None
+) -> list[dict]:
+    """Append ``n`` random corpus negatives (not positives, not already present) to each mined example.
+
+    ``loaded``: the split already read (see :func:`mine_beir_split`), so it is not parsed again.
+    """
     from sparse_tune.data.beir import beir_training_examples
 
-    random_negs = {
-        e["query"]: e["neg"] for e in beir_training_examples(dataset, split, n_negatives=n, seed=seed)
-    }
+    drawn = beir_training_examples(dataset, split, n_negatives=n, seed=seed, loaded=loaded)
+    random_negs = {e["query"]: e["neg"] for e in drawn}
     out = []
     for e in examples:
         present = set(e["neg"]) | set(e["pos"])
@@ -82,9 +86,10 @@ def mine_beir_split(
     if method == "model" and not model:
         raise ValueError("mining with method 'model' needs a model")
     # a bad folder fails here, before any index is built
-    corpus, queries, qrels = loaded if loaded is not None else load_beir(dataset, split)
+    loaded = loaded if loaded is not None else load_beir(dataset, split)
+    corpus, queries, qrels = loaded
     if method == "random":
-        return beir_training_examples(dataset, split, n_negatives=n_negatives, seed=seed)
+        return beir_training_examples(dataset, split, n_negatives=n_negatives, seed=seed, loaded=loaded)
     retriever = None
     if method == "model":
         from sparse_tune.models.io import load_model
@@ -106,5 +111,5 @@ def mine_beir_split(
         batch_size=batch_size,
     )
     if random_negatives > 0:
-        examples = add_random_negatives(examples, dataset, split, random_negatives, seed)
+        examples = add_random_negatives(examples, dataset, split, random_negatives, seed, loaded)
     return examples
