@@ -82,6 +82,15 @@ def _stub_metrics(monkeypatch, values: list[float], per_query: list[list[float]]
     monkeypatch.setattr(RetrievalValidator, "evaluate", evaluate)
 
 
+def _two_step_run(tmp_path, monkeypatch, values, per_query=None, **extra) -> tuple[Path, CaptureBase]:
+    """A real 2-step run (checkpoints at steps 1 and 2) whose validation returns ``values`` (see _stub_metrics)."""
+    _stub_metrics(monkeypatch, values, per_query)
+    beir = write_beir(tmp_path / "beir")
+    capture = CaptureBase(tmp_path / "base")
+    cfg = _config(beir, tmp_path / "out", max_steps=2, warmup_steps=0, save_total_limit=None, **extra)
+    return train(cfg, callbacks=[capture]), capture
+
+
 @pytest.mark.parametrize("head", ["splade", "inference_free"])
 def test_destroyed_run_saves_the_base_model_bit_for_bit(tmp_path, head):
     beir = write_beir(tmp_path / "beir")
@@ -125,13 +134,7 @@ def test_without_keep_base_the_worse_checkpoint_is_saved(tmp_path):
 
 
 def test_a_checkpoint_that_beats_the_base_is_saved(tmp_path, monkeypatch):
-    _stub_metrics(monkeypatch, [0.5, 0.6, 0.55])
-    beir = write_beir(tmp_path / "beir")
-    capture = CaptureBase(tmp_path / "base")
-    out = train(
-        _config(beir, tmp_path / "out", max_steps=2, warmup_steps=0, save_total_limit=None),
-        callbacks=[capture],
-    )
+    out, capture = _two_step_run(tmp_path, monkeypatch, [0.5, 0.6, 0.55])
 
     assert _evals(out) == {0: 0.5, 1: 0.6, 2: 0.55}
     saved = load_file(str(out / "model.safetensors"))
@@ -153,13 +156,7 @@ NOISY = [[0.5, 0.5, 0.5, 0.5], [0.9, 0.1, 0.9, 0.3], [0.5, 0.4, 0.5, 0.5]]
 
 
 def test_a_gain_within_noise_keeps_the_base(tmp_path, monkeypatch):
-    _stub_metrics(monkeypatch, [0.5, 0.55, 0.475], NOISY)
-    beir = write_beir(tmp_path / "beir")
-    capture = CaptureBase(tmp_path / "base")
-    out = train(
-        _config(beir, tmp_path / "out", max_steps=2, warmup_steps=0, save_total_limit=None),
-        callbacks=[capture],
-    )
+    out, capture = _two_step_run(tmp_path, monkeypatch, [0.5, 0.55, 0.475], NOISY)
 
     assert _evals(out) == {0: 0.5, 1: 0.55, 2: 0.475}
     assert _same_tensors(capture.model.state_dict(), capture.base)
@@ -181,16 +178,15 @@ def test_a_gain_within_noise_keeps_the_base(tmp_path, monkeypatch):
 
 
 def test_keep_significance_one_keeps_any_gain(tmp_path, monkeypatch):
-    _stub_metrics(monkeypatch, [0.5, 0.55, 0.475], NOISY)
-    beir = write_beir(tmp_path / "beir")
-    cfg = _config(beir, tmp_path / "out", max_steps=2, warmup_steps=0, save_total_limit=None, keep_significance=1.0)
-    out = train(cfg)
+    out, _ = _two_step_run(tmp_path, monkeypatch, [0.5, 0.55, 0.475], NOISY, keep_significance=1.0)
 
     saved = load_file(str(out / "model.safetensors"))
     assert _same_tensors(saved, load_file(str(out / "checkpoint-1" / "model.safetensors")))
     record = json.loads((out / SUMMARY_FILE).read_text())
     assert record["kept"] == "best" and record["keep_significance"] == 1.0
-    assert record["summary"].endswith(", one-sided paired t-test over 4 queries); the best checkpoint is saved")
+    assert record["summary"].endswith(
+        ", one-sided paired t-test over 4 queries); the best checkpoint is saved"
+    )
 
 
 def test_early_stopping_then_base_kept(tmp_path, monkeypatch):

@@ -54,7 +54,9 @@ def test_per_query_log_round_trip_resume_and_fresh_start(tmp_path):
     log.record(0, {"ndcg@10": {"q1": 0.5, "q2": 0.25}})
     log.record(50, {"ndcg@10": {"q1": 0.75, "q2": 0.25}})
     assert log.at(50, "ndcg@10") == {"q1": 0.75, "q2": 0.25}
-    assert log.at(50, "recall@100") is None and log.at(None, "ndcg@10") is None and log.at(7, "ndcg@10") is None
+    assert (
+        log.at(50, "recall@100") is None and log.at(None, "ndcg@10") is None and log.at(7, "ndcg@10") is None
+    )
     lines = (tmp_path / PER_QUERY_FILE).read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [0, 50]
 
