@@ -14,6 +14,8 @@ train() { local name=$1 recipe=$2; shift 2; step "train_$name" sparse-tune train
 # The single-seed tables marked "measured before validation" used the earlier recipes: no held-out
 # queries (last step kept) and no l0 thresholds. These overrides restore them.
 BEFORE=(--eval_holdout null --flops_doc_threshold null --flops_query_threshold null)
+# ... and the SPLADE recipe's random corpus negatives at 4 documents per query (it now mines its own).
+SPLADE_BEFORE=("${BEFORE[@]}" --mine_negatives null --docs_per_query 4)
 
 # 0. IDF of the scifact corpus with the model's tokenizer (the inference-free query weights).
 step idf sparse-tune idf --corpus "$DATA" --tokenizer splade-tiny --output "$EXP/idf_scifact.json"
@@ -33,7 +35,7 @@ evaluate splade_base_opensearch --model splade-tiny --backend opensearch
 evaluate if_base --model splade-tiny --head inference_free --idf-path "$EXP/idf_scifact.json"
 
 # 2. The SPLADE and inference-free recipes (random negatives from the corpus).
-train splade_random configs/splade_scifact.yaml "${BEFORE[@]}"
+train splade_random configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}"
 evaluate splade_random --model "$EXP/splade_random"
 train if_recipe configs/inference_free_scifact.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json"
 evaluate if_recipe --model "$EXP/if_recipe"
@@ -44,7 +46,7 @@ evaluate if_random --model "$EXP/if_random"
 # 3. BM25-mined hard negatives instead of random ones (same recipe, budget and seed).
 step mine_bm25 sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 2-200 --negatives 8 \
   --seed 42 --output "$EXP/mined_bm25.jsonl"
-train splade_mined configs/splade_scifact.yaml "${BEFORE[@]}" --train_file "$EXP/mined_bm25.jsonl"
+train splade_mined configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_bm25.jsonl"
 evaluate splade_mined --model "$EXP/splade_mined"
 
 # 4. Distillation (README "Distillation"): the InfoNCE inference-free recipe vs config_kd's student,
@@ -80,16 +82,16 @@ train if_lowflops configs/inference_free_scifact.yaml "${BEFORE[@]}" --idf_path 
 evaluate if_lowflops --model "$EXP/if_lowflops"
 step mine_bm25_20 sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 20-200 --negatives 8 \
   --seed 42 --output "$EXP/mined_bm25_20.jsonl"
-train splade_mined20 configs/splade_scifact.yaml "${BEFORE[@]}" --train_file "$EXP/mined_bm25_20.jsonl"
+train splade_mined20 configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_bm25_20.jsonl"
 evaluate splade_mined20 --model "$EXP/splade_mined20"
 step mine_mix sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 20-200 --negatives 8 \
   --random-negatives 8 --seed 42 --output "$EXP/mined_mix.jsonl"
-train splade_mix configs/splade_scifact.yaml "${BEFORE[@]}" --train_file "$EXP/mined_mix.jsonl"
+train splade_mix configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_mix.jsonl"
 evaluate splade_mix --model "$EXP/splade_mix"
 # More negatives per query: random vs BM25 ranks 20-200 at 8 documents per query.
-train splade8_random configs/splade_scifact.yaml "${BEFORE[@]}" --docs_per_query 8
+train splade8_random configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --docs_per_query 8
 evaluate splade8_random --model "$EXP/splade8_random"
-train splade8_mined configs/splade_scifact.yaml "${BEFORE[@]}" --docs_per_query 8 --train_file "$EXP/mined_bm25_20.jsonl"
+train splade8_mined configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --docs_per_query 8 --train_file "$EXP/mined_bm25_20.jsonl"
 evaluate splade8_mined --model "$EXP/splade8_mined"
 
 echo "all done"

@@ -585,7 +585,15 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a recipe is a mapping of key: value, got {type(loaded).__name__}")
         values.update(loaded)
-    source = {**values, **(overrides or {})}  # as written, for the recipe.yaml saved with the run
+    overrides = dict(overrides or {})
+    if values.get("mine_negatives") and "mine_negatives" not in overrides:
+        # Training data given on top of a recipe that mines its own replaces the mining: the user's
+        # file (or dataset) is what they asked to train on. Both in one place is still an error.
+        given = [k for k in ("train_file", "hf_dataset") if overrides.get(k)]
+        if given:
+            logger.info("%s given: the recipe's mine_negatives is not used", given[0])
+            overrides["mine_negatives"] = None
+    source = {**values, **overrides}  # as written, for the recipe.yaml saved with the run
     if path is not None:
         # Keys an override replaces are not resolved: a recipe path that is about to be replaced
         # (and may not exist) would only produce a misleading "not found" warning.

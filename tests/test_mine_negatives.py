@@ -117,6 +117,22 @@ def test_random_negatives_reuse_the_split_already_read(beir, tmp_path, monkeypat
     assert len(rows) == 10 and all(not set(r["neg"]) & set(r["pos"]) for r in rows)
 
 
+def test_training_data_given_on_top_of_a_mining_recipe_replaces_the_mining(tmp_path):
+    """`--train_file x.jsonl` on the SPLADE recipe (which mines) trains on x.jsonl; both in one place is an error."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"beir_dir: beir\nmine_negatives: {MINE}\n")
+    (tmp_path / "beir").mkdir()
+    cfg = load_train_config(recipe, {"train_file": "x.jsonl", "output_dir": str(tmp_path / "o")})
+    assert cfg.data.mine_negatives is None and cfg.data.train_file == "x.jsonl"
+    cfg = load_train_config(recipe, {"hf_dataset": "some/set", "output_dir": str(tmp_path / "o")})
+    assert cfg.data.mine_negatives is None and cfg.data.hf_dataset == "some/set"
+    assert load_train_config(recipe, {"output_dir": str(tmp_path / "o")}).data.mine_negatives is not None
+    both = tmp_path / "both.yaml"
+    both.write_text(f"beir_dir: beir\ntrain_file: x.jsonl\nmine_negatives: {MINE}\n")
+    with pytest.raises(ConfigError, match="cannot be combined with train_file"):
+        load_train_config(both, {"output_dir": str(tmp_path / "o")})
+
+
 def test_recipe_section_maps_onto_the_mining_settings(beir, tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from sparse_tune.cli.__main__ import main
+from sparse_tune.experiments.study import base_verdict
 
 optuna = pytest.importorskip("optuna")
 
@@ -32,12 +33,18 @@ def _rows(tmp_path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_tune_writes_best_config_resumes_and_records_failures(tmp_path):
+def test_tune_writes_best_config_resumes_and_records_failures(tmp_path, capsys):
     assert _tune(tmp_path, 2) == 0
     out = tmp_path / "tune"
     rows = _rows(tmp_path)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
     best_row = max(rows, key=lambda r: float(r["value"]))
+    # every trial starts from the same base model: one step-0 score, and whether the run kept it
+    assert rows[0]["base"] == rows[1]["base"] != ""
+    assert {r["kept"] for r in rows} <= {"base", "best"}
+    verdict = base_verdict(float(best_row["value"]), float(best_row["base"]))
+    assert capsys.readouterr().out.splitlines()[-1] == verdict
+    assert (out / "best_config.yaml").read_text().splitlines()[0].endswith(f"; {verdict}")
     best = yaml.safe_load((out / "best_config.yaml").read_text())
     assert best["learning_rate"] == pytest.approx(float(best_row["learning_rate"]))
     assert best["model_name_or_path"] == "splade-tiny" and "output_dir" not in best
@@ -55,6 +62,16 @@ def test_tune_writes_best_config_resumes_and_records_failures(tmp_path):
     assert rows[3]["learning_rate"] == rows[2]["learning_rate"]  # the interrupted parameters, run again
     assert rows[3]["error"].startswith("FileNotFoundError") and "missing.jsonl" in rows[3]["error"]
     assert _tune(tmp_path, 4) == 0 and len(_rows(tmp_path)) == 4  # the study already has 4: nothing to run
+
+
+def test_base_verdict_says_whether_any_trial_beat_the_base():
+    assert base_verdict(0.7552, 0.7351) == "base model 0.7351 (+0.0201)"
+    assert base_verdict(0.7166, 0.741) == (
+        "no trial beat the base model (0.7410): no setting in this space helped on this validation split"
+    )
+    assert base_verdict(0.741, 0.741).startswith("no trial beat")  # a tie is no gain
+    assert base_verdict(0.3, 0.4, greater_is_better=False) == "base model 0.4000 (-0.1000)"
+    assert base_verdict(0.7, None) == "the base model was not evaluated"
 
 
 @pytest.mark.parametrize(

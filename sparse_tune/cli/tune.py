@@ -48,4 +48,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result['trials_table']}" + "".join(f", {p}" for p in result["plots"]))
     print(f"best {result['metric']} {result['best_value']:.4f} (trial {result['best_trial']} of "
           f"{result['n_trials']}): {result['best_params']} -> {result['best_config']}")  # fmt: skip
+    print(result["verdict"])
     return 0

@@ -25,6 +25,7 @@ from transformers import TrainerCallback
 
 from sparse_tune.config import ConfigError, load_train_config
 from sparse_tune.experiments.search_space import Param
+from sparse_tune.training.summary import base_metric, beats, read_summary
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ def make_objective(settings: TuneSettings, metric: str) -> Any:
             if state.get("best_metric") is None:
                 raise RuntimeError("no validation after step 0 (eval_steps larger than max_steps?)")
             trial.set_user_attr("best_step", state.get("best_global_step"))
+            # the base model's score (step 0) and what the run kept, so the study can say whether training helped
+            trial.set_user_attr("base", base_metric(state, metric_key))
+            trial.set_user_attr("kept", (read_summary(out) or {}).get("kept"))
             return float(state["best_metric"])
         except _optuna().TrialPruned:
             raise
@@ -111,18 +115,37 @@ def make_objective(settings: TuneSettings, metric: str) -> Any:
     return objective
 
 
+def base_verdict(best: float, base: float | None, greater_is_better: bool = True) -> str:
+    """Whether the study's best trial beat the base model it started from (every trial starts from the same one).
+
+    A study whose best checkpoint is below the untrained model found no setting in the space
+    that helps on this validation split; saying so is the point of validating.
+    """
+    if base is None:
+        return "the base model was not evaluated"
+    if beats(best, base, greater_is_better):
+        return f"base model {base:.4f} ({best - base:+.4f})"
+    return (
+        f"no trial beat the base model ({base:.4f}): no setting in this space helped on this validation split"
+    )
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
 def write_trials_table(study: Any, path: Path) -> Path:
     """``trials.csv``: number, state, value, duration, every parameter, best step and error."""
     names = sorted({k for t in study.trials for k in t.params})
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["number", "state", "value", "duration_s", *names, "best_step", "error"])
+        writer.writerow(["number", "state", "value", "duration_s", *names, "best_step", "base", "kept", "error"])
         for t in study.trials:
             duration = t.duration.total_seconds() if t.duration is not None else ""
             writer.writerow(
                 [t.number, t.state.name, "" if t.value is None else t.value, duration,
                  *[t.params.get(n, "") for n in names], t.user_attrs.get("best_step", ""),
-                 t.user_attrs.get("error", "")]
+                 _blank(t.user_attrs.get("base")), _blank(t.user_attrs.get("kept")), t.user_attrs.get("error", "")]
             )  # fmt: skip
     return path
 
@@ -186,10 +209,12 @@ def run_study(settings: TuneSettings) -> dict[str, Any]:
     best = study.best_trial
     recipe = {**base.source, **best.params}
     recipe.pop("output_dir", None)
-    header = f"# best of study {settings.study_name!r}: {metric} {best.value:.4f} (trial {best.number})\n"
+    verdict = base_verdict(best.value, best.user_attrs.get("base"), base.training.greater_is_better)
+    header = f"# best of study {settings.study_name!r}: {metric} {best.value:.4f} (trial {best.number}); {verdict}\n"
     best_path = settings.output / "best_config.yaml"
     best_path.write_text(header + yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     return {"best_value": best.value, "best_trial": best.number, "best_params": best.params, "metric": metric,
+            "base_value": best.user_attrs.get("base"), "verdict": verdict,
             "best_config": best_path, "trials_table": table, "plots": plots, "n_trials": len(study.trials)}  # fmt: skip
 
 
