@@ -46,12 +46,14 @@ def per_query_metrics(
     }
 
 
+def mean_metrics(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{metric: mean over queries}`` of :func:`per_query_metrics`-shaped values."""
+    return {name: float(np.mean(list(values.values()))) for name, values in per_query.items()}
+
+
 def evaluate_run(qrels: Qrels, run: Run, ignore_identical_ids: bool = True) -> dict[str, float]:
     """Mean nDCG@10, MRR@10 and Recall@100 over the judged queries."""
-    return {
-        name: float(np.mean(list(values.values())))
-        for name, values in per_query_metrics(qrels, run, ignore_identical_ids).items()
-    }
+    return mean_metrics(per_query_metrics(qrels, run, ignore_identical_ids))
 
 
 def recall_vs_exact(run: Run, exact: Run, k: int) -> float:

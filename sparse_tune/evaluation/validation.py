@@ -14,10 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from sparse_tune.data.holdout import ValidationSplit
-from sparse_tune.evaluation.metrics import per_query_metrics
+from sparse_tune.evaluation.metrics import mean_metrics, per_query_metrics
 from sparse_tune.index.embedded import EmbeddedBackend
 from sparse_tune.models.inference import encode_texts, sparsity_stats
 from sparse_tune.models.retriever import Retriever
@@ -36,8 +34,8 @@ def bm25_pool(split: ValidationSplit, k: int) -> list[int]:
     return [i for i, d in enumerate(split.corpus.ids) if d in wanted]
 
 
-#: Validator metric names (``eval_`` + these are logged) for the metrics of :func:`per_query_metrics`.
-METRIC_NAMES = {"nDCG@10": "ndcg@10", "Recall@100": "recall@100", "MRR@10": "mrr@10"}
+#: The names the validator logs (with ``eval_``) for the metrics of :func:`per_query_metrics`.
+LOGGED_NAMES = {"nDCG@10": "ndcg@10", "Recall@100": "recall@100", "MRR@10": "mrr@10"}
 
 
 @dataclass
@@ -109,8 +107,8 @@ class RetrievalValidator:
         backend.add("validation", docs)
         backend.finalize("validation")
         per_query = per_query_metrics(self.split.qrels, backend.search("validation", queries, self.top_k))
-        named = {METRIC_NAMES[name]: values for name, values in per_query.items()}
-        out = {name: float(np.mean(list(values.values()))) for name, values in named.items()}
+        named = {LOGGED_NAMES[name]: values for name, values in per_query.items()}
+        out = mean_metrics(named)
         if docs.kind == "sparse":
             out["doc_nnz"] = sparsity_stats(docs)["nnz"]
             out["query_nnz"] = sparsity_stats(queries)["nnz"]

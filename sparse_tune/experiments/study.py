@@ -143,7 +143,7 @@ def write_trials_table(study: Any, path: Path) -> Path:
         for t in study.trials:
             duration = t.duration.total_seconds() if t.duration is not None else ""
             writer.writerow(
-                [t.number, t.state.name, "" if t.value is None else t.value, duration,
+                [t.number, t.state.name, _blank(t.value), duration,
                  *[t.params.get(n, "") for n in names], t.user_attrs.get("best_step", ""),
                  _blank(t.user_attrs.get("base")), _blank(t.user_attrs.get("kept")), t.user_attrs.get("error", "")]
             )  # fmt: skip
@@ -214,7 +214,7 @@ def run_study(settings: TuneSettings) -> dict[str, Any]:
     best_path = settings.output / "best_config.yaml"
     best_path.write_text(header + yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     return {"best_value": best.value, "best_trial": best.number, "best_params": best.params, "metric": metric,
-            "base_value": best.user_attrs.get("base"), "verdict": verdict,
+            "verdict": verdict,
             "best_config": best_path, "trials_table": table, "plots": plots, "n_trials": len(study.trials)}  # fmt: skip
 
 

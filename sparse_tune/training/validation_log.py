@@ -36,7 +36,9 @@ class PerQueryLog:
                     row = json.loads(line)
                     self.steps[int(row["step"])] = row["per_query"]
                 except (ValueError, KeyError, TypeError):
-                    logger.warning("skipping an unreadable line of %s (a run killed while writing?)", self.path)
+                    logger.warning(
+                        "skipping an unreadable line of %s (a run killed while writing?)", self.path
+                    )
         elif write and self.path.is_file():
             self.path.unlink()
 
