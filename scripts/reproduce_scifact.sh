@@ -15,7 +15,7 @@ train() { local name=$1 recipe=$2; shift 2; step "train_$name" sparse-tune train
 # queries (last step kept) and no l0 thresholds. These overrides restore them.
 BEFORE=(--eval_holdout null --flops_doc_threshold null --flops_query_threshold null)
 # ... and the SPLADE recipe's random corpus negatives at 4 documents per query and lr 5e-5
-# (it now mines its own negatives and trains at 1e-4).
+# (it now mines its own negatives and trains at 2e-4).
 SPLADE_BEFORE=("${BEFORE[@]}" --mine_negatives null --docs_per_query 4 --learning_rate 5e-5)
 
 # 0. IDF of the scifact corpus with the model's tokenizer (the inference-free query weights).
@@ -78,6 +78,8 @@ step report_kd sparse-tune score --input "$EXP/mined_kd_validation.jsonl" --outp
 # 4b. The SPLADE recipe table (README "SPLADE recipe"): 3 seeds each, checkpoints chosen on validation.
 step seeds_splade sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
   --output "$EXP/seeds_splade"
+step seeds_splade_lr1e4 sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
+  --output "$EXP/seeds_splade_lr1e4" --learning_rate 1e-4
 step seeds_splade_lr5e5 sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
   --output "$EXP/seeds_splade_lr5e5" --learning_rate 5e-5
 step seeds_splade_random sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" \
