@@ -13,7 +13,7 @@ evaluate() { local name=$1; shift; step "eval_$name" sparse-tune evaluate --data
 train() { local name=$1 recipe=$2; shift 2; step "train_$name" sparse-tune train "$recipe" --beir_dir "$DATA" --output_dir "$EXP/$name" "$@"; }
 # The single-seed tables marked "measured before validation" used the earlier recipes: no held-out
 # queries (last step kept) and no l0 thresholds. These overrides restore them.
-BEFORE=(--eval_holdout null --flops_doc_threshold null --flops_query_threshold null)
+BEFORE=(--eval_split null --eval_holdout null --flops_doc_threshold null --flops_query_threshold null)
 # ... and the SPLADE recipe's random corpus negatives at 4 documents per query and lr 5e-5
 # (it now mines its own negatives and trains at 2e-4).
 SPLADE_BEFORE=("${BEFORE[@]}" --mine_negatives null --docs_per_query 4 --learning_rate 5e-5)

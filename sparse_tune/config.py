@@ -302,7 +302,11 @@ class EvalConfig:
         default=None, metadata={"help": "BEIR folder to validate on (default: beir_dir).", "path": "file"}
     )
     eval_split: Optional[str] = field(
-        default=None, metadata={"help": "qrels split of eval_dir to validate on (e.g. dev)."}
+        default=None,
+        metadata={
+            "help": "qrels split of eval_dir to validate on (e.g. dev). With eval_holdout too, it is used "
+            "where the dataset has it, and eval_holdout where it does not."
+        },
     )
     eval_holdout: Optional[int] = field(
         default=None,
@@ -312,7 +316,17 @@ class EvalConfig:
         },
     )
     eval_holdout_seed: Optional[int] = field(
-        default=None, metadata={"help": "Seed of the held-out draw (default: the training seed)."}
+        default=None,
+        metadata={
+            "help": "Seed of the held-out draw and of eval_max_queries' draw (default: the training seed)."
+        },
+    )
+    eval_max_queries: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Validate on at most N judged queries of eval_split (drawn by seed; default: all); "
+            "a holdout is eval_holdout queries already."
+        },
     )
     eval_corpus_budget: int = field(
         default=20000,
@@ -349,10 +363,10 @@ class EvalConfig:
         return self.eval_split is not None or self.eval_holdout is not None
 
     def __post_init__(self) -> None:
-        if self.eval_split is not None and self.eval_holdout is not None:
-            raise ConfigError("set eval_split (a validation split the dataset has) or eval_holdout, not both")
         if self.eval_holdout is not None and self.eval_holdout < 1:
             raise ConfigError(f"eval_holdout must be >= 1 queries, got {self.eval_holdout}")
+        if self.eval_max_queries is not None and self.eval_max_queries < 1:
+            raise ConfigError(f"eval_max_queries must be >= 1 queries, got {self.eval_max_queries}")
         if self.eval_corpus_budget < 1 or self.eval_pool_bm25_k < 1:
             raise ConfigError("eval_corpus_budget and eval_pool_bm25_k must be >= 1")
         if not 0.0 < self.keep_significance <= 1.0:
@@ -662,7 +676,10 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
     if evaluation.enabled and not (evaluation.eval_dir or data.beir_dir):
-        raise ConfigError("eval_split / eval_holdout need a BEIR folder: set eval_dir or beir_dir")
+        raise ConfigError(
+            "eval_split / eval_holdout need a BEIR folder: set eval_dir or beir_dir, or train without "
+            "validation (eval_split: null, eval_holdout: null)"
+        )
     if evaluation.early_stopping_patience is not None and not training.load_best_model_at_end:
         raise ConfigError("early_stopping_patience needs load_best_model_at_end: true")
     return TrainConfig(model=model, data=data, loss=loss, training=training, source=source, eval=evaluation)

@@ -39,7 +39,8 @@ def train_file(tmp_path) -> Path:
 
 def _run(recipe: str, train_file: Path, out: Path, **extra):
     # The shipped recipes validate on held-out queries of their BEIR folder; these runs have none.
-    over = {"train_file": str(train_file), "beir_dir": None, "eval_holdout": None, "output_dir": str(out), "max_steps": 3,
+    over = {"train_file": str(train_file), "beir_dir": None, "eval_split": None, "eval_holdout": None,
+            "output_dir": str(out), "max_steps": 3,
             "per_device_train_batch_size": 2, "logging_steps": 1, "save_steps": 100, "docs_per_query": 3,
             "learning_rate": 1e-3, "flops_warmup_steps": 0, **extra}
     cfg = load_train_config(ROOT / "configs" / recipe, over)
@@ -99,7 +100,7 @@ def test_torchrun_two_processes_on_cpu(train_file, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
            f"--master_port={port}",
            str(ROOT / "scripts" / "train_ir.py"), str(ROOT / "configs" / "splade_scifact.yaml"),
-           "--train_file", str(train_file), "--beir_dir", "", "--eval_holdout", "null", "--output_dir", str(out), "--max_steps", "2",
+           "--train_file", str(train_file), "--beir_dir", "", "--eval_split", "null", "--eval_holdout", "null", "--output_dir", str(out), "--max_steps", "2",
            "--per_device_train_batch_size", "1", "--docs_per_query", "2", "--logging_steps", "1",
            "--save_steps", "2", "--max_doc_length", "32"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -95,8 +95,12 @@ def test_held_out_queries_are_removed_from_training(tmp_path):
 
 
 def test_validation_config_errors():
-    with pytest.raises(ConfigError, match="not both"):
-        load_train_config(ROOT / "configs" / "quickstart.yaml", {"eval_split": "dev", "eval_holdout": 5})
+    with pytest.raises(ConfigError, match="eval_max_queries must be >= 1"):
+        load_train_config(ROOT / "configs" / "quickstart.yaml", {"eval_split": "dev", "eval_max_queries": 0})
+    with pytest.raises(ConfigError, match="eval_split: null, eval_holdout: null"):
+        load_train_config(
+            ROOT / "configs" / "splade_scifact.yaml", {"beir_dir": None, "train_file": "x.jsonl"}
+        )
     with pytest.raises(ConfigError, match="needs validation"):
         load_train_config(ROOT / "configs" / "quickstart.yaml", {"early_stopping_patience": 2})
     with pytest.raises(ConfigError, match="eval_dir"):
@@ -170,3 +174,52 @@ def test_beir_split_validation_uses_that_split(tmp_path):
     split = load_validation_split(beir, "dev", None, "train", seed=0)
     assert split.qrels == {"q1": {"d1": 1}} and split.holdout is None
     assert load_beir(beir, "dev")[2] == split.qrels
+
+
+def _write_dev(beir: Path, n: int) -> None:
+    rows = "".join(f"q{i}\td{i}\t1\r\n" for i in range(n))
+    (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\r\n" + rows)
+
+
+def test_a_dev_split_is_used_where_the_dataset_has_one_and_the_holdout_where_not(tmp_path):
+    beir = write_beir(tmp_path / "beir")
+    # no qrels/dev.tsv yet: the holdout
+    split = load_validation_split(beir, "dev", 3, "train", seed=42)
+    assert split.split == "train" and split.holdout == 3
+    assert sorted(split.qrels) == holdout_query_ids([f"q{i}" for i in range(8)], 3, seed=42)
+    _write_dev(beir, 2)
+    split = load_validation_split(beir, "dev", 3, "train", seed=42)
+    assert split.split == "dev" and split.holdout is None and split.qrels == load_beir(beir, "dev")[2]
+    assert split.to_json()["query_ids"] == ["q0", "q1"] and split.origin == ""
+    # the training split is never the validation split while a holdout is offered
+    split = load_validation_split(beir, "train", 3, "train", seed=42)
+    assert split.holdout == 3 and len(split.qrels) == 3
+    with pytest.raises(ValueError, match="or both"):
+        load_validation_split(beir, None, None, "train", seed=0)
+
+
+def test_max_queries_draws_a_fixed_subset_of_the_split(tmp_path):
+    beir = write_beir(tmp_path / "beir")
+    _write_dev(beir, 8)
+    split = load_validation_split(beir, "dev", None, "train", seed=5, max_queries=3)
+    expected = sorted(random.Random(5).sample(sorted(f"q{i}" for i in range(8)), 3))
+    assert sorted(split.qrels) == sorted(split.queries) == expected
+    assert split.drawn_from == 8 and split.to_json()["drawn_from"] == 8
+    assert split.origin == " (drawn from 8 by seed 5)"
+    assert sorted(load_validation_split(beir, "dev", 2, "train", seed=5, max_queries=3).qrels) == expected
+    assert sorted(load_validation_split(beir, "dev", None, "train", seed=6, max_queries=3).qrels) != expected
+    # a cap at or above the split's size keeps all of it
+    whole = load_validation_split(beir, "dev", None, "train", seed=5, max_queries=8)
+    assert len(whole.qrels) == 8 and whole.drawn_from is None
+
+
+def test_training_with_a_dev_split_keeps_every_training_query(tmp_path, caplog):
+    beir = write_beir(tmp_path / "beir")
+    _write_dev(beir, 8)
+    cfg = _config(beir, tmp_path / "out", eval_split="dev", eval_max_queries=4, max_steps=1, eval_steps=1)
+    with caplog.at_level("INFO"):
+        train(cfg)
+    written = json.loads((tmp_path / "out" / "validation_split.json").read_text())
+    assert written["split"] == "dev" and written["holdout"] is None and len(written["query_ids"]) == 4
+    assert "training on 8 query groups" in caplog.text  # none held out
+    assert "validation on 4 queries of" in caplog.text and "(drawn from 8 by seed" in caplog.text

@@ -1,19 +1,28 @@
 """Validation queries: a BEIR split the dataset has, or N training queries held out by seed.
 
-The held-out draw depends only on the set of query ids and the seed (ids are sorted
-before drawing), so the same recipe always validates on the same queries, whatever order
-the qrels file lists them in. The split is written next to the model so a reader can
-check that no validation query was trained on.
+A recipe may name both: ``eval_split: dev`` with ``eval_holdout: 100`` validates on ``dev``
+where the dataset has it (training keeps every training query) and holds out 100 training
+queries where it does not, so one recipe does the right thing on scifact (no dev split) and
+on fiqa or nfcorpus (a dev split). A large split is cut to ``max_queries`` by seed.
+
+Every draw depends only on the set of query ids and the seed (ids are sorted before
+drawing), so the same recipe always validates on the same queries, whatever order the
+qrels file lists them in. The split is written next to the model so a reader can check
+that no validation query was trained on.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 
 from sparse_tune.types import Corpus, Qrels
+
+logger = logging.getLogger(__name__)
 
 #: Written to the run folder by training: where the validation queries came from, and their ids.
 SPLIT_FILE = "validation_split.json"
@@ -30,6 +39,7 @@ class ValidationSplit:
     qrels: Qrels
     holdout: int | None = None
     seed: int | None = None
+    drawn_from: int | None = None  # judged queries of the split, when max_queries cut it by seed
 
     def to_json(self) -> dict:
         return {
@@ -37,8 +47,18 @@ class ValidationSplit:
             "split": self.split,
             "holdout": self.holdout,
             "seed": self.seed,
+            "drawn_from": self.drawn_from,
             "query_ids": sorted(self.qrels),
         }
+
+    @property
+    def origin(self) -> str:
+        """How the queries were chosen, for the log: held out of training, or drawn from the split."""
+        if self.holdout:
+            return f" (held out {self.holdout} by seed {self.seed})"
+        if self.drawn_from:
+            return f" (drawn from {self.drawn_from} by seed {self.seed})"
+        return ""
 
 
 def holdout_query_ids(query_ids: Iterable[str], n: int, seed: int) -> list[str]:
@@ -51,17 +71,49 @@ def holdout_query_ids(query_ids: Iterable[str], n: int, seed: int) -> list[str]:
     return sorted(random.Random(seed).sample(pool, n))
 
 
+def has_split(folder: str | PathLike[str], split: str) -> bool:
+    """Whether the BEIR folder has qrels for ``split`` (``qrels/<split>.tsv``)."""
+    return (Path(folder) / "qrels" / f"{split}.tsv").is_file()
+
+
 def load_validation_split(
-    folder: str | PathLike[str], split: str | None, holdout: int | None, train_split: str, seed: int
+    folder: str | PathLike[str],
+    split: str | None,
+    holdout: int | None,
+    train_split: str,
+    seed: int,
+    max_queries: int | None = None,
 ) -> ValidationSplit:
-    """The validation split of ``folder``: its qrels ``split``, or ``holdout`` queries of ``train_split``."""
+    """The validation split of ``folder``: its qrels ``split``, or ``holdout`` queries of ``train_split``.
+
+    With both, ``split`` is used when the folder has it (and it is not the training split),
+    ``holdout`` otherwise. ``max_queries`` caps a split's judged queries (drawn by ``seed``),
+    so a large dev split does not slow every evaluation; a holdout is already its own size.
+    """
     from sparse_tune.data.beir import load_beir
 
-    if (split is None) == (holdout is None):
-        raise ValueError("give exactly one of split (a BEIR split) and holdout (N training queries)")
+    if split is None and holdout is None:
+        raise ValueError("give split (a BEIR split), holdout (N training queries) or both")
+    if split is not None and holdout is not None:
+        if split == train_split or not has_split(folder, split):
+            why = "it is the training split" if split == train_split else f"{folder} has no qrels/{split}.tsv"
+            logger.info("validation: not on %r (%s); holding out %d training queries", split, why, holdout)
+            split = None
     if split is not None:
         corpus, queries, qrels = load_beir(folder, split)
-        return ValidationSplit(str(folder), split, corpus, queries, qrels)
+        judged = [q for q, rels in qrels.items() if any(s > 0 for s in rels.values())]
+        if max_queries is None or max_queries >= len(judged):
+            return ValidationSplit(str(folder), split, corpus, queries, qrels)
+        chosen = sorted(random.Random(seed).sample(sorted(judged), max_queries))
+        return ValidationSplit(
+            str(folder),
+            split,
+            corpus,
+            {q: queries[q] for q in chosen},
+            {q: qrels[q] for q in chosen},
+            seed=seed,
+            drawn_from=len(judged),
+        )
     corpus, queries, qrels = load_beir(folder, train_split)
     judged = [q for q, rels in qrels.items() if any(s > 0 for s in rels.values())]
     chosen = holdout_query_ids(judged, holdout, seed)

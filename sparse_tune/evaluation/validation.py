@@ -84,7 +84,7 @@ class RetrievalValidator:
             len(self.query_ids),
             split.dataset,
             split.split,
-            f" (held out {split.holdout} by seed {split.seed})" if split.holdout else "",
+            split.origin,
             self.description,
         )
 

@@ -89,7 +89,7 @@ def validation_split(cfg: TrainConfig) -> ValidationSplit | None:
     seed = cfg.eval.eval_holdout_seed if cfg.eval.eval_holdout_seed is not None else cfg.training.seed
     folder = cfg.eval.eval_dir or cfg.data.beir_dir
     split = load_validation_split(
-        folder, cfg.eval.eval_split, cfg.eval.eval_holdout, cfg.data.beir_split, seed
+        folder, cfg.eval.eval_split, cfg.eval.eval_holdout, cfg.data.beir_split, seed, cfg.eval.eval_max_queries
     )
     if cfg.training.should_save:
         out = Path(cfg.training.output_dir)
