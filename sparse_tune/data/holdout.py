@@ -99,30 +99,16 @@ def load_validation_split(
             why = "it is the training split" if split == train_split else f"{folder} has no qrels/{split}.tsv"
             logger.info("validation: not on %r (%s); holding out %d training queries", split, why, holdout)
             split = None
-    if split is not None:
-        corpus, queries, qrels = load_beir(folder, split)
-        judged = [q for q, rels in qrels.items() if any(s > 0 for s in rels.values())]
-        if max_queries is None or max_queries >= len(judged):
-            return ValidationSplit(str(folder), split, corpus, queries, qrels)
-        chosen = sorted(random.Random(seed).sample(sorted(judged), max_queries))
-        return ValidationSplit(
-            str(folder),
-            split,
-            corpus,
-            {q: queries[q] for q in chosen},
-            {q: qrels[q] for q in chosen},
-            seed=seed,
-            drawn_from=len(judged),
-        )
-    corpus, queries, qrels = load_beir(folder, train_split)
+    name = split if split is not None else train_split
+    corpus, queries, qrels = load_beir(folder, name)
     judged = [q for q, rels in qrels.items() if any(s > 0 for s in rels.values())]
-    chosen = holdout_query_ids(judged, holdout, seed)
+    if split is None:
+        chosen, extra = holdout_query_ids(judged, holdout, seed), {"holdout": holdout, "seed": seed}
+    elif max_queries is None or max_queries >= len(judged):
+        return ValidationSplit(str(folder), split, corpus, queries, qrels)
+    else:
+        chosen = sorted(random.Random(seed).sample(sorted(judged), max_queries))
+        extra = {"seed": seed, "drawn_from": len(judged)}
     return ValidationSplit(
-        str(folder),
-        train_split,
-        corpus,
-        {q: queries[q] for q in chosen},
-        {q: qrels[q] for q in chosen},
-        holdout=holdout,
-        seed=seed,
+        str(folder), name, corpus, {q: queries[q] for q in chosen}, {q: qrels[q] for q in chosen}, **extra
     )
