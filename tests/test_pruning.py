@@ -120,3 +120,19 @@ def test_encode_cli_prunes_and_writes_token_id_jsonl(tmp_path) -> None:
     assert len(first) > 4 and not all(k.isdigit() for k in first)  # WORD keys by default
     top4 = sorted(first.values(), reverse=True)[:4]
     assert sorted(rows[0]["sparse_embedding"].values(), reverse=True) == pytest.approx(top4)
+
+
+def test_encode_time_top_k_is_the_opensearch_top_k_prune(splade_tiny):
+    """``--doc-top-k`` (encode_texts ``top_k``) keeps exactly what ``top_k`` pruning keeps, ties by token id."""
+    import torch
+
+    from sparse_tune.models.inference import _to_csr, encode_texts
+
+    texts = ["Aspirin lowers the risk of heart attack.", "Statins lower blood cholesterol in adults."]
+    full = encode_texts(splade_tiny, ["a", "b"], texts, "document", progress=False).matrix
+    cut = encode_texts(splade_tiny, ["a", "b"], texts, "document", top_k=5, progress=False).matrix
+    assert full.getnnz(axis=1).min() > 5 and list(cut.getnnz(axis=1)) == [5, 5]
+    assert (cut != prune_matrix(full, "top_k", 5)).nnz == 0
+    # a tie at the cut keeps the lower token id, as PruneUtils does
+    reps = torch.tensor([[0.0, 2.0, 1.0, 1.0, 0.5]])
+    assert _to_csr(reps, 2).indices.tolist() == [1, 2] and _to_csr(reps, None).nnz == 4

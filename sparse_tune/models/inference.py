@@ -13,19 +13,22 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from sparse_tune.index.pruning import prune_matrix
 from sparse_tune.models.retriever import Retriever, Side
 from sparse_tune.types import Encoded
 
 
 def _to_csr(reps: torch.Tensor, top_k: int | None) -> sp.csr_matrix:
-    """(batch, vocab) dense tensor -> CSR, optionally keeping each row's ``top_k`` largest weights."""
+    """(batch, vocab) dense tensor -> CSR, optionally keeping each row's ``top_k`` largest weights.
+
+    The cut is OpenSearch's ``top_k`` prune (:func:`sparse_tune.index.pruning.prune_matrix`), so
+    ``--doc-top-k k`` and ``--prune-type top_k --prune-ratio k`` keep the same weights, ties included.
+    """
     reps = reps.float()
-    if top_k is not None and top_k < reps.shape[1]:
-        values, idx = reps.topk(top_k, dim=1)  # (batch, top_k)
-        reps = torch.zeros_like(reps).scatter_(1, idx, values)
     rows, cols = torch.nonzero(reps > 0, as_tuple=True)
     data = reps[rows, cols].numpy().astype(np.float32)
-    return sp.csr_matrix((data, (rows.numpy(), cols.numpy())), shape=tuple(reps.shape), dtype=np.float32)
+    csr = sp.csr_matrix((data, (rows.numpy(), cols.numpy())), shape=tuple(reps.shape), dtype=np.float32)
+    return csr if top_k is None else prune_matrix(csr, "top_k", top_k)
 
 
 def encode_texts(
