@@ -292,3 +292,34 @@ def test_the_script_runs_the_same_verb(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("sparse-tune distill-pipeline: error: ")
+
+
+def test_a_dev_split_validates_every_stage_and_every_training_query_trains(tmp_path):
+    """eval_split: dev (as the recipes have it): mined_validation.jsonl comes from dev, training keeps all."""
+    from sparse_tune.pipeline.config import load_pipeline_config
+    from sparse_tune.pipeline.stages import Workspace
+
+    beir = write_beir(tmp_path / "beir")
+    dev = [("v0", "aspirin heart attack risk patients study"), ("v1", "vitamin bone density patients study")]
+    with (beir / "queries.jsonl").open("a") as f:
+        f.writelines(json.dumps({"_id": q, "text": t}) + "\n" for q, t in dev)
+    (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\r\nv0\td0\t1\r\nv1\td1\t1\r\n")
+    cfg = load_pipeline_config(
+        write_config(tmp_path, pipeline_config(tmp_path, eval_split="dev", eval_max_queries=1))
+    )
+    ws = Workspace(cfg)
+    ws.mine_candidates()
+    run = tmp_path / "out"
+    written = json.loads((run / "validation_split.json").read_text())
+    assert written["split"] == "dev" and written["holdout"] is None and written["drawn_from"] == 2
+    (chosen,) = written["query_ids"]
+    train_texts = {f"{drug} {effect} patients study" for drug, effect in TOPICS}
+    assert {e["query"] for e in read_training_jsonl(run / "mined.jsonl")} == train_texts  # none held out
+    validation = read_training_jsonl(run / "mined_validation.jsonl")
+    assert [e["query"] for e in validation] == [dict(dev)[chosen]] and len(validation[0]["neg"]) == 2
+    ws.mine_for_teacher(cfg.teachers[0])
+    assert {e["query"] for e in read_training_jsonl(cfg.teacher_mined_file("splade"))} == train_texts
+    # every training run the pipeline starts validates on the same drawn dev query
+    for train_cfg in (cfg.teacher_train_config(cfg.teachers[0]), cfg.student_train_config()):
+        assert (train_cfg.eval.eval_split, train_cfg.eval.eval_max_queries) == ("dev", 1)
+        assert (train_cfg.eval.eval_holdout, train_cfg.eval.eval_holdout_seed) == (HOLDOUT, SEED)

@@ -128,12 +128,18 @@ class PipelineConfig:
     train_split: str = "train"
     eval_holdout: int = 100
     eval_holdout_seed: int = 0
+    # A BEIR split to validate on where the dataset has it (eval_holdout where it does not), cut to
+    # eval_max_queries by eval_holdout_seed: the same choice every recipe makes with these keys.
+    eval_split: Optional[str] = None
+    eval_max_queries: Optional[int] = None
     mining: MiningSpec = field(default_factory=MiningSpec)
     scoring: ScoringSpec = field(default_factory=ScoringSpec)
 
     def __post_init__(self) -> None:
         if self.eval_holdout < 1:
             raise ConfigError(f"eval_holdout must be >= 1 validation queries, got {self.eval_holdout}")
+        if self.eval_max_queries is not None and self.eval_max_queries < 1:
+            raise ConfigError(f"eval_max_queries must be >= 1 queries, got {self.eval_max_queries}")
         if not self.teachers:
             raise ConfigError("teachers: the pipeline needs at least one teacher")
         names = [t.name for t in self.teachers]
@@ -179,8 +185,8 @@ class PipelineConfig:
             "hf_dataset": None,
             "mine_negatives": None,
             "eval_dir": None,
-            "eval_split": None,
-            "eval_max_queries": None,
+            "eval_split": self.eval_split,
+            "eval_max_queries": self.eval_max_queries,
             "eval_holdout": self.eval_holdout,
             "eval_holdout_seed": self.eval_holdout_seed,
             "output_dir": str(output_dir),

@@ -57,7 +57,8 @@ def _units(ws: Workspace) -> dict[str, list[Unit]]:
     ensemble = [{"name": t.name, "type": t.type, "model": c.model if not t.recipe else None, "weight": t.weight}
                 for t, c in zip(cfg.teachers, cfg.teacher_configs(), strict=True)]  # fmt: skip
     scoring = {"teachers": ensemble, "scoring": asdict(cfg.scoring)}
-    split = {k: getattr(cfg, k) for k in ("beir_dir", "train_split", "eval_holdout", "eval_holdout_seed")}
+    split = {k: getattr(cfg, k) for k in ("beir_dir", "train_split", "eval_holdout", "eval_holdout_seed",
+                                          "eval_split", "eval_max_queries")}  # fmt: skip
     return {
         "mine": [Unit("mine", {**split, "mining": asdict(cfg.mining)}, (), ws.mine_candidates)]
         + [

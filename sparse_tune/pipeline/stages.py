@@ -73,8 +73,9 @@ class Workspace:
         if self._split is None:
             cfg = self.cfg
             self._split = load_validation_split(
-                cfg.beir_dir, None, cfg.eval_holdout, cfg.train_split, cfg.eval_holdout_seed
-            )
+                cfg.beir_dir, cfg.eval_split, cfg.eval_holdout, cfg.train_split, cfg.eval_holdout_seed,
+                cfg.eval_max_queries,
+            )  # fmt: skip
         return self._split
 
     def ensemble(self) -> TeacherEnsemble:
@@ -93,15 +94,26 @@ class Workspace:
         return self._ensemble
 
     # -- mine ----------------------------------------------------------------------------------
-    def _mine(self, spec: MiningSpec) -> tuple[list[dict], list[dict]]:
-        """(training rows, validation rows) of the train split mined with ``spec``."""
-        examples = mine_beir_split(self.cfg.beir_dir, self.cfg.train_split, **spec.mine_kwargs())
-        held = set(self.validation_split().queries.values())  # by text, as training excludes them
-        return [e for e in examples if e["query"] not in held], [e for e in examples if e["query"] in held]
+    def _mine(self, spec: MiningSpec, validation: bool = False) -> tuple[list[dict], list[dict]]:
+        """(rows of training queries, rows of validation queries) mined with ``spec``.
+
+        Queries held out of the train split are told apart by text (as training excludes them),
+        so one mining gives both. A validation split of its own (``eval_split``) is mined only
+        when ``validation`` asks for its rows, and every training query is then a training row.
+        """
+        val = self.validation_split()
+        chosen = set(val.queries.values())
+        rows = mine_beir_split(self.cfg.beir_dir, self.cfg.train_split, **spec.mine_kwargs())
+        if val.holdout:
+            return [e for e in rows if e["query"] not in chosen], [e for e in rows if e["query"] in chosen]
+        if not validation:
+            return rows, []
+        other = mine_beir_split(self.cfg.beir_dir, val.split, **spec.mine_kwargs())
+        return rows, [e for e in other if e["query"] in chosen]
 
     def mine_candidates(self) -> list[Path]:
-        """mined.jsonl (training queries) and mined_validation.jsonl (held-out queries), plus the split."""
-        train_rows, validation_rows = self._mine(self.cfg.mining)
+        """mined.jsonl (training queries) and mined_validation.jsonl (validation queries), plus the split."""
+        train_rows, validation_rows = self._mine(self.cfg.mining, validation=True)
         f = self.files
         write_training_jsonl(f.mined, train_rows)
         write_training_jsonl(f.mined_validation, validation_rows)
