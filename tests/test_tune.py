@@ -110,3 +110,54 @@ def test_shipped_search_space_loads():
     params = {p.name: p for p in load_space(ROOT / "configs" / "search_spaces" / "scifact.yaml")}
     assert params["learning_rate"].log and params["docs_per_query"].choices == (2, 4, 8)
     assert (params["flops_doc_threshold"].low, params["flops_doc_threshold"].high) == (64, 256)
+
+
+def test_enqueued_trial_runs_first_with_its_values_and_once(tmp_path):
+    space = {**SPACE, "docs_per_query": {"type": "categorical", "choices": [2, 3]}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    tiny = TINY[:]
+    i = tiny.index("--docs_per_query")
+    del tiny[i : i + 2]  # searched here
+    args = ["tune", str(ROOT / "configs" / "quickstart.yaml"), "--space", str(tmp_path / "space.yaml"),
+            "--output", str(tmp_path / "tune"), "--beir_dir", str(ROOT / "examples" / "scifact-mini"), *tiny]  # fmt: skip
+    assert main([*args, "--trials", "1", "--enqueue", "learning_rate=2e-4,docs_per_query=3"]) == 0
+    rows = _rows(tmp_path)
+    assert len(rows) == 1 and float(rows[0]["learning_rate"]) == 2e-4 and rows[0]["docs_per_query"] == "3"
+    # a rerun with the same --enqueue does not run those values again: the new trial is the sampler's
+    assert main([*args, "--trials", "2", "--enqueue", "learning_rate=2e-4,docs_per_query=3"]) == 0
+    rows = _rows(tmp_path)
+    assert len(rows) == 2 and float(rows[1]["learning_rate"]) != 2e-4
+
+
+@pytest.mark.parametrize(
+    ("enqueue", "message"),
+    [
+        ("learning_rate=5e-2", "enqueued learning_rate: 0.05 is outside [1e-05, 0.001]"),
+        ("learning_rate=fast", "enqueued learning_rate: expected a number, got 'fast'"),
+        ("warmup_steps=3", "'warmup_steps' is not a searched key; the space has learning_rate"),
+        ("learning_rate", "expected KEY=VALUE"),
+    ],
+)
+def test_bad_enqueue_is_one_line_and_exit_code_2(tmp_path, capsys, enqueue, message):
+    assert _tune(tmp_path, 1, "--enqueue", enqueue) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "tune" / "study.db").exists()  # nothing ran
+
+
+def test_enqueued_categorical_must_be_a_choice():
+    from sparse_tune.config import ConfigError
+    from sparse_tune.experiments.search_space import parse_enqueued, parse_param
+
+    space = [parse_param("train_file", {"type": "categorical", "choices": [None, "mined.jsonl"]}),
+             parse_param("docs_per_query", {"type": "int", "low": 4, "high": 8, "step": 4})]  # fmt: skip
+    assert parse_enqueued("train_file=null, docs_per_query=8", space) == {
+        "train_file": None,
+        "docs_per_query": 8,
+    }
+    with pytest.raises(ConfigError, match=r"'other.jsonl' is not one of the choices \[None, 'mined.jsonl'\]"):
+        parse_enqueued("train_file=other.jsonl", space)
+    with pytest.raises(ConfigError, match="expected an integer"):
+        parse_enqueued("docs_per_query=4.5", space)
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_enqueued("docs_per_query=4,docs_per_query=8", space)

@@ -22,17 +22,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default=None, help="SQLite file of the study (default OUTPUT/study.db)")
     p.add_argument("--study-name", default=None, help="default: the recipe's file name")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
+    p.add_argument("--enqueue", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE...]",
+                   help="run a trial with these values of searched keys before the sampler's own (the sampler "
+                   "fills the others), e.g. the recipe's shipped values; repeatable; a rerun skips values the "
+                   "study already tried")  # fmt: skip
     p.set_defaults(func=run, accepts_overrides=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.config import parse_overrides
-    from sparse_tune.experiments.search_space import load_space
+    from sparse_tune.experiments.search_space import load_space, parse_enqueued
     from sparse_tune.experiments.study import TuneSettings, default_storage, run_study
 
     if args.trials < 1:
         raise ValueError(f"--trials must be >= 1, got {args.trials}")
-    space = load_space(args.space)  # a bad space fails here, before any training
+    space = load_space(args.space)  # a bad space (or queued trial) fails here, before any training
+    enqueue = tuple(parse_enqueued(text, space) for text in args.enqueue)
     output = Path(args.output or Path("runs/tune") / Path(args.config).stem)
     settings = TuneSettings(
         config=args.config,
@@ -43,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         study_name=args.study_name or Path(args.config).stem,
         overrides=parse_overrides(args.overrides),
         seed=args.sampler_seed,
+        enqueue=enqueue,
     )
     result = run_study(settings)
     print(f"wrote {result['trials_table']}" + "".join(f", {p}" for p in result["plots"]))

@@ -50,6 +50,18 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=step, log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
+    def check(self, value: Any) -> Any:
+        """``value`` as this key would take it (a number, or one of the choices); ConfigError if outside the space."""
+        where = f"enqueued {self.name}"
+        if self.kind == "categorical":
+            if value not in self.choices:
+                raise ConfigError(f"{where}: {value!r} is not one of the choices {list(self.choices)}")
+            return value
+        number = _number(where, value, self.kind == "int")
+        if not self.low <= number <= self.high:
+            raise ConfigError(f"{where}: {number:g} is outside [{self.low:g}, {self.high:g}]")
+        return int(number) if self.kind == "int" else number
+
 
 def _number(where: str, value: Any, integer: bool) -> float:
     if isinstance(value, bool):
@@ -126,3 +138,23 @@ def load_space(path: str | PathLike[str]) -> list[Param]:
                 f"search space {path}: {fixed!r} is set per trial by tune and cannot be searched"
             )
     return [parse_param(name, spec) for name, spec in loaded.items()]
+
+
+def parse_enqueued(text: str, space: list[Param]) -> dict[str, Any]:
+    """``"learning_rate=1e-4,docs_per_query=8"`` -> checked trial values (YAML scalars; ``null`` is None).
+
+    Keys must be searched keys: a queued trial fixes some of the space, the sampler fills the rest.
+    """
+    by_name = {p.name: p for p in space}
+    values: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--enqueue {text!r}: expected KEY=VALUE[,KEY=VALUE...]")
+        if key not in by_name:
+            raise ConfigError(f"--enqueue: {key!r} is not a searched key; the space has {', '.join(by_name)}")
+        if key in values:
+            raise ConfigError(f"--enqueue {text!r}: {key!r} is given twice")
+        values[key] = by_name[key].check(yaml.safe_load(raw) if raw.strip() else None)
+    return values

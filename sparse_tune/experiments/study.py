@@ -65,6 +65,8 @@ class TuneSettings:
     study_name: str
     overrides: dict[str, Any]
     seed: int = 0
+    # trials to run before the sampler's own (e.g. the shipped recipe's values)
+    enqueue: tuple[dict[str, Any], ...] = ()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -194,6 +196,8 @@ def run_study(settings: TuneSettings) -> dict[str, Any]:
         load_if_exists=True,
     )
     _requeue_interrupted(study)
+    for params in settings.enqueue:  # a rerun does not queue values the study has already tried
+        study.enqueue_trial(params, skip_if_exists=True)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
     finished = len(study.get_trials(deepcopy=False, states=done))
     remaining = max(0, settings.trials - finished)
