@@ -53,12 +53,18 @@ def test_tune_writes_best_config_resumes_and_records_failures(tmp_path, capsys):
 
     # A killed process leaves a RUNNING trial behind; the next run fails it and queues its parameters again.
     study = optuna.load_study(study_name="quickstart", storage=f"sqlite:///{out / 'study.db'}")
-    study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)})
+    killed = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)})
+    left = out / "trial-002"  # what the killed run left: its base snapshot and a checkpoint
+    for folder in (left / "base-snapshot", left / "checkpoint-1"):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"x")
+    killed.set_user_attr("output_dir", str(left))
     # Continue to 4 trials; the new one cannot train (no such file): its error is recorded, the study goes on.
     assert _tune(tmp_path, 4, "--train_file", str(tmp_path / "missing.jsonl")) == 0
     rows = _rows(tmp_path)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"]
     assert rows[2]["error"].startswith("interrupted")
+    assert left.is_dir() and not (left / "base-snapshot").exists() and not (left / "checkpoint-1").exists()
     assert rows[3]["learning_rate"] == rows[2]["learning_rate"]  # the interrupted parameters, run again
     assert rows[3]["error"].startswith("FileNotFoundError") and "missing.jsonl" in rows[3]["error"]
     assert _tune(tmp_path, 4) == 0 and len(_rows(tmp_path)) == 4  # the study already has 4: nothing to run

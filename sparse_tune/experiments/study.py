@@ -74,13 +74,23 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _requeue_interrupted(study: Any) -> None:
-    """Trials a killed process left RUNNING: mark them failed and run their parameters again."""
+    """Trials a killed process left RUNNING: mark them failed and run their parameters again.
+
+    Their folders lose the checkpoints and base-model snapshot the killed run left (a finished
+    trial deletes its own): the trial is rerun under a new number, so nothing would ever read them.
+    """
+    from sparse_tune.training.keep_base import SNAPSHOT_DIR
+
     optuna = _optuna()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         trial = optuna.trial.Trial(study, t._trial_id)  # a FrozenTrial's id is the only way back to it
         trial.set_user_attr("error", "interrupted (the tuning process stopped)")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(t.params, skip_if_exists=False)
+        out = t.user_attrs.get("output_dir")
+        if out:
+            for leftover in [Path(out) / SNAPSHOT_DIR, *Path(out).glob("checkpoint-*")]:
+                shutil.rmtree(leftover, ignore_errors=True)
         logger.warning("trial %d was interrupted; its parameters are queued again", t.number)
 
 
