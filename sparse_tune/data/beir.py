@@ -137,12 +137,17 @@ def read_qrels_tsv(path: str | PathLike[str]) -> tuple[Qrels, dict[tuple[str, st
     return qrels, where
 
 
+def _qrels_path(folder: Path, split: str) -> Path:
+    return folder / "qrels" / f"{split}.tsv"
+
+
+def has_split(folder: str | PathLike[str], split: str) -> bool:
+    """Whether the BEIR folder has qrels for ``split`` (what :func:`load_beir` reads for it)."""
+    return _qrels_path(Path(folder), split).is_file()
+
+
 def _beir_files(folder: Path, split: str) -> tuple[Path, Path, Path]:
-    corpus, queries, qrels = (
-        folder / "corpus.jsonl",
-        folder / "queries.jsonl",
-        folder / "qrels" / f"{split}.tsv",
-    )
+    corpus, queries, qrels = folder / "corpus.jsonl", folder / "queries.jsonl", _qrels_path(folder, split)
     missing = [p.relative_to(folder).as_posix() for p in (corpus, queries, qrels) if not p.is_file()]
     if missing:
         splits = (

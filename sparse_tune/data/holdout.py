@@ -18,7 +18,6 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 
 from sparse_tune.types import Corpus, Qrels
 
@@ -71,11 +70,6 @@ def holdout_query_ids(query_ids: Iterable[str], n: int, seed: int) -> list[str]:
     return sorted(random.Random(seed).sample(pool, n))
 
 
-def has_split(folder: str | PathLike[str], split: str) -> bool:
-    """Whether the BEIR folder has qrels for ``split`` (``qrels/<split>.tsv``)."""
-    return (Path(folder) / "qrels" / f"{split}.tsv").is_file()
-
-
 def load_validation_split(
     folder: str | PathLike[str],
     split: str | None,
@@ -90,7 +84,7 @@ def load_validation_split(
     ``holdout`` otherwise. ``max_queries`` caps a split's judged queries (drawn by ``seed``),
     so a large dev split does not slow every evaluation; a holdout is already its own size.
     """
-    from sparse_tune.data.beir import load_beir
+    from sparse_tune.data.beir import has_split, load_beir
 
     if split is None and holdout is None:
         raise ValueError("give split (a BEIR split), holdout (N training queries) or both")
@@ -107,7 +101,7 @@ def load_validation_split(
     elif max_queries is None or max_queries >= len(judged):
         return ValidationSplit(str(folder), split, corpus, queries, qrels)
     else:
-        chosen = sorted(random.Random(seed).sample(sorted(judged), max_queries))
+        chosen = holdout_query_ids(judged, max_queries, seed)  # the same draw, from the split
         extra = {"seed": seed, "drawn_from": len(judged)}
     return ValidationSplit(
         str(folder), name, corpus, {q: queries[q] for q in chosen}, {q: qrels[q] for q in chosen}, **extra

@@ -73,24 +73,29 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
+def _clear_trial_folder(out: Path, snapshot: bool = False) -> None:
+    """Delete what a trial's folder must not keep: its checkpoints (the best model is saved in ``out``
+    itself), and with ``snapshot`` the base-model snapshot a killed run leaves behind."""
+    from sparse_tune.training.keep_base import SNAPSHOT_DIR
+
+    for leftover in [*out.glob("checkpoint-*"), *([out / SNAPSHOT_DIR] if snapshot else [])]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _requeue_interrupted(study: Any) -> None:
     """Trials a killed process left RUNNING: mark them failed and run their parameters again.
 
     Their folders lose the checkpoints and base-model snapshot the killed run left (a finished
     trial deletes its own): the trial is rerun under a new number, so nothing would ever read them.
     """
-    from sparse_tune.training.keep_base import SNAPSHOT_DIR
-
     optuna = _optuna()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         trial = optuna.trial.Trial(study, t._trial_id)  # a FrozenTrial's id is the only way back to it
         trial.set_user_attr("error", "interrupted (the tuning process stopped)")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(t.params, skip_if_exists=False)
-        out = t.user_attrs.get("output_dir")
-        if out:
-            for leftover in [Path(out) / SNAPSHOT_DIR, *Path(out).glob("checkpoint-*")]:
-                shutil.rmtree(leftover, ignore_errors=True)
+        if t.user_attrs.get("output_dir"):
+            _clear_trial_folder(Path(t.user_attrs["output_dir"]), snapshot=True)
         logger.warning("trial %d was interrupted; its parameters are queued again", t.number)
 
 
@@ -121,8 +126,7 @@ def make_objective(settings: TuneSettings, metric: str) -> Any:
             logger.warning("trial %d failed: %s", trial.number, _one_line(exc))
             raise
         finally:
-            for ckpt in out.glob("checkpoint-*"):  # the trial's best model is saved in `out` itself
-                shutil.rmtree(ckpt, ignore_errors=True)
+            _clear_trial_folder(out)
 
     return objective
 
