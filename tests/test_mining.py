@@ -282,11 +282,75 @@ def test_mine_cli_mixes_random_negatives(tmp_path):
 
     tiny = Path(__file__).parent / "data" / "tiny_beir"
     out = tmp_path / "mixed.jsonl"
-    assert cli(["mine", "--dataset", str(tiny), "--split", "test", "--method", "bm25", "--range", "1-5",
-                "--negatives", "1", "--random-negatives", "2", "--output", str(out)]) == 0
+    assert (
+        cli(
+            [
+                "mine",
+                "--dataset",
+                str(tiny),
+                "--split",
+                "test",
+                "--method",
+                "bm25",
+                "--range",
+                "1-5",
+                "--negatives",
+                "1",
+                "--random-negatives",
+                "2",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = [_json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3
     for row in rows:
         assert len(row["neg"]) == len(set(row["neg"]))
         assert not set(row["neg"]) & set(row["pos"])
         assert len(row["neg"]) >= 2  # the random ones are always there
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"method": "bm25"}, {"method": "bm25", "random_negatives": 2}, {"method": "random"}],
+    ids=["bm25", "bm25+random", "random"],
+)
+def test_mining_two_splits_at_once_gives_the_rows_of_mining_each_alone(settings):
+    from sparse_tune.mining.beir import mine_beir_split, mine_beir_splits
+
+    kwargs = {"n_negatives": 3, "rank_range": (2, 40), "seed": 5, **settings}
+    both = mine_beir_splits(MINI, ["train", "test"], **kwargs)
+    assert list(both) == ["train", "test"]
+    for split, n_queries in (("train", 40), ("test", 40)):
+        alone = mine_beir_split(MINI, split, **kwargs)
+        assert len(alone) == n_queries and all(len(e["neg"]) >= 3 for e in alone)
+        assert both[split] == alone
+    assert {e["query"] for e in both["train"]}.isdisjoint(e["query"] for e in both["test"])
+
+
+@pytest.mark.parametrize("reindex", [False, True])
+def test_mining_two_splits_parses_the_corpus_once_and_builds_one_index(monkeypatch, reindex):
+    import sparse_tune.data.beir as beir_data
+    from sparse_tune.mining.beir import mine_beir_splits
+
+    reads, creates = [], []
+    real_read, real_create = beir_data.read_corpus_jsonl, EmbeddedBackend.create
+    monkeypatch.setattr(beir_data, "read_corpus_jsonl", lambda *a: reads.append(a) or real_read(*a))
+    monkeypatch.setattr(
+        EmbeddedBackend, "create", lambda self, *a, **k: creates.append(a) or real_create(self, *a, **k)
+    )
+    mined = mine_beir_splits(MINI, ["train", "test"], n_negatives=2, rank_range=(2, 20), reindex=reindex)
+    assert len(reads) == 1 and len(creates) == 1
+    assert (len(mined["train"]), len(mined["test"])) == (40, 40)
+
+
+def test_splits_given_with_different_corpora_are_refused(mini):
+    from sparse_tune.mining.beir import mine_beir_splits
+
+    other = (Corpus(ids=["x"], texts=["another corpus"]), {"q": "text"}, {"q": {"x": 1}})
+    with pytest.raises(ValueError, match="split 'test' .* another corpus"):
+        mine_beir_splits(MINI, ["train", "test"], loaded={"train": mini, "test": other})
+    with pytest.raises(ValueError, match="no split"):
+        mine_beir_splits(MINI, [])

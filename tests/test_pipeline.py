@@ -294,10 +294,22 @@ def test_the_script_runs_the_same_verb(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("sparse-tune distill-pipeline: error: ")
 
 
-def test_a_dev_split_validates_every_stage_and_every_training_query_trains(tmp_path):
-    """eval_split: dev (as the recipes have it): mined_validation.jsonl comes from dev, training keeps all."""
+def test_a_dev_split_validates_every_stage_and_every_training_query_trains(tmp_path, monkeypatch):
+    """eval_split: dev (as the recipes have it): mined_validation.jsonl comes from dev, training keeps all.
+
+    The run parses the corpus once (for the validation split) and builds one index per mining.
+    """
+    import sparse_tune.data.beir as beir_data
+    from sparse_tune.index.embedded import EmbeddedBackend
     from sparse_tune.pipeline.config import load_pipeline_config
     from sparse_tune.pipeline.stages import Workspace
+
+    reads, creates = [], []
+    real_read, real_create = beir_data.read_corpus_jsonl, EmbeddedBackend.create
+    monkeypatch.setattr(beir_data, "read_corpus_jsonl", lambda *a: reads.append(a) or real_read(*a))
+    monkeypatch.setattr(
+        EmbeddedBackend, "create", lambda s, *a, **k: creates.append(a) or real_create(s, *a, **k)
+    )
 
     beir = write_beir(tmp_path / "beir")
     dev = [("v0", "aspirin heart attack risk patients study"), ("v1", "vitamin bone density patients study")]
@@ -309,6 +321,7 @@ def test_a_dev_split_validates_every_stage_and_every_training_query_trains(tmp_p
     )
     ws = Workspace(cfg)
     ws.mine_candidates()
+    assert (len(reads), len(creates)) == (1, 1)  # train and dev mined over one corpus and one index
     run = tmp_path / "out"
     written = json.loads((run / "validation_split.json").read_text())
     assert written["split"] == "dev" and written["holdout"] is None and written["drawn_from"] == 2
@@ -318,6 +331,7 @@ def test_a_dev_split_validates_every_stage_and_every_training_query_trains(tmp_p
     validation = read_training_jsonl(run / "mined_validation.jsonl")
     assert [e["query"] for e in validation] == [dict(dev)[chosen]] and len(validation[0]["neg"]) == 2
     ws.mine_for_teacher(cfg.teachers[0])
+    assert (len(reads), len(creates)) == (1, 2)  # the teacher's own mining: its own index, same corpus
     assert {e["query"] for e in read_training_jsonl(cfg.teacher_mined_file("splade"))} == train_texts
     # every training run the pipeline starts validates on the same drawn dev query
     for train_cfg in (cfg.teacher_train_config(cfg.teachers[0]), cfg.student_train_config()):

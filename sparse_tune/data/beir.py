@@ -158,15 +158,17 @@ def _beir_files(folder: Path, split: str) -> tuple[Path, Path, Path]:
     return corpus, queries, qrels
 
 
-def load_beir(folder: str | PathLike[str], split: str = "test") -> BeirSplit:
+def load_beir(folder: str | PathLike[str], split: str = "test", *, corpus: Corpus | None = None) -> BeirSplit:
     """Load a BEIR split: (corpus, queries that have qrels in this split, qrels).
 
     Every query id and document id in the qrels must exist in ``queries.jsonl`` and
     the corpus; otherwise ``DataError`` names the qrels file, the line and the id.
+    ``corpus``: this folder's corpus as an earlier call returned it, for a caller that reads
+    several splits (the corpus is the large file; it is then parsed once, and returned as is).
     """
     folder = Path(folder)
     corpus_path, queries_path, qrels_path = _beir_files(folder, split)
-    corpus = read_corpus_jsonl(corpus_path)
+    corpus = corpus if corpus is not None else read_corpus_jsonl(corpus_path)
     all_queries = read_queries_jsonl(queries_path)
     qrels, where = read_qrels_tsv(qrels_path)
     doc_ids = set(corpus.ids)

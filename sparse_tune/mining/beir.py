@@ -1,10 +1,14 @@
-"""Mine a BEIR split into training examples: the one code path behind ``sparse-tune mine`` and the
+"""Mine BEIR splits into training examples: the one code path behind ``sparse-tune mine`` and the
 distillation pipeline's ``mine`` stage, so both produce the same negatives from the same settings.
+
+Several splits of one folder share one corpus, so :func:`mine_beir_splits` reads it and builds
+its index once for all of them; :func:`mine_beir_split` is that function for one split.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 MethodName = Literal["bm25", "model", "random"]
 
-__all__ = ["MethodName", "add_random_negatives", "default_index_name", "mine_beir_split"]
+__all__ = ["MethodName", "add_random_negatives", "default_index_name", "mine_beir_split", "mine_beir_splits"]
 
 
 def add_random_negatives(
@@ -24,7 +28,7 @@ def add_random_negatives(
 ) -> list[dict]:
     """Append ``n`` random corpus negatives (not positives, not already present) to each mined example.
 
-    ``loaded``: the split already read (see :func:`mine_beir_split`), so it is not parsed again.
+    ``loaded``: the split already read (see :func:`mine_beir_splits`), so it is not parsed again.
     """
     from sparse_tune.data.beir import beir_training_examples
 
@@ -70,46 +74,121 @@ def mine_beir_split(
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` examples for every judged query of ``split`` of a BEIR folder.
 
+    :func:`mine_beir_splits` for one split (see there for the settings); ``loaded`` is the split as
+    :func:`~sparse_tune.data.beir.load_beir` returned it, for a caller that already read it.
+    """
+    return mine_beir_splits(
+        dataset,
+        [split],
+        method=method,
+        model=model,
+        backend=backend,
+        backend_options=backend_options,
+        index=index,
+        n_negatives=n_negatives,
+        rank_range=rank_range,
+        seed=seed,
+        random_negatives=random_negatives,
+        reindex=reindex,
+        batch_size=batch_size,
+        loaded=None if loaded is None else {split: loaded},
+    )[split]
+
+
+def _read_splits(
+    dataset: str, splits: Sequence[str], loaded: Mapping[str, BeirSplit] | None
+) -> dict[str, BeirSplit]:
+    """Each of ``splits`` (given in ``loaded`` or read now), all over one corpus object, parsed at most once."""
+    from sparse_tune.data.beir import load_beir
+
+    given = dict(loaded or {})
+    corpus = next((given[s][0] for s in splits if s in given), None)
+    out: dict[str, BeirSplit] = {}
+    for split in dict.fromkeys(splits):
+        part = given[split] if split in given else load_beir(dataset, split, corpus=corpus)
+        if corpus is None:
+            corpus = part[0]
+        elif part[0] is not corpus and part[0] != corpus:
+            raise ValueError(
+                f"split '{split}' of {dataset} was given with another corpus than the other splits"
+            )
+        out[split] = part
+    return out
+
+
+def mine_beir_splits(
+    dataset: str | PathLike[str],
+    splits: Sequence[str],
+    *,
+    method: MethodName = "bm25",
+    model: str | None = None,
+    backend: str = "embedded",
+    backend_options: dict[str, Any] | None = None,
+    index: str | None = None,
+    n_negatives: int = 8,
+    rank_range: tuple[int, int] = (2, 200),
+    seed: int = 42,
+    random_negatives: int = 0,
+    reindex: bool = False,
+    batch_size: int = 64,
+    loaded: Mapping[str, BeirSplit] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """``{split: examples}``: ``{"query", "pos", "neg"}`` for every judged query of each split of a BEIR folder.
+
     ``method`` ``bm25`` / ``model`` samples ``n_negatives`` from ranks ``rank_range`` of that
     retriever (see :func:`mine_hard_negatives`); ``random`` draws uniform corpus negatives (the
     baseline training from a BEIR folder uses). ``random_negatives`` adds that many uniform
     negatives to each mined example, a guard against the false negatives hard mining picks up.
-    A complete index of the same name is reused unless ``reindex``. ``loaded`` is the split as
-    :func:`~sparse_tune.data.beir.load_beir` returned it, for a caller that already read it (a
-    large corpus is then parsed once, not twice).
+    A complete index of the same name is reused unless ``reindex``.
+
+    The splits share the folder's corpus, so it is parsed once, the model loaded once and the
+    index built once (on the first split; the others search it). Each split's examples are the
+    ones mining it alone gives: negatives are drawn per query and per split with ``seed``.
+    ``loaded`` holds splits as :func:`~sparse_tune.data.beir.load_beir` returned them, for a
+    caller that already read them (a large corpus is then not parsed again); the others are
+    read over the same corpus.
     """
-    from sparse_tune.data.beir import beir_training_examples, load_beir
+    from sparse_tune.data.beir import beir_training_examples
     from sparse_tune.index import get_backend
     from sparse_tune.index.fingerprint import fingerprint_texts
 
     dataset = str(dataset)
+    if not splits:
+        raise ValueError("no split to mine")
     if method == "model" and not model:
         raise ValueError("mining with method 'model' needs a model")
-    # a bad folder fails here, before any index is built
-    loaded = loaded if loaded is not None else load_beir(dataset, split)
-    corpus, queries, qrels = loaded
+    # a bad folder or split fails here, before any index is built
+    read = _read_splits(dataset, splits, loaded)
     if method == "random":
-        return beir_training_examples(dataset, split, n_negatives=n_negatives, seed=seed, loaded=loaded)
+        return {
+            split: beir_training_examples(dataset, split, n_negatives=n_negatives, seed=seed, loaded=part)
+            for split, part in read.items()
+        }
+    corpus = next(iter(read.values()))[0]
     retriever = None
     if method == "model":
         from sparse_tune.models.io import load_model
 
         retriever = load_model(model)
     index = index or default_index_name(dataset, method, model, fingerprint_texts(corpus.ids, corpus.texts))
-    examples = mine_hard_negatives(
-        get_backend(backend, **(backend_options or {})),
-        index,
-        queries,
-        qrels,
-        corpus,
-        method=method,
-        model=retriever,
-        n_negatives=n_negatives,
-        rank_range=rank_range,
-        seed=seed,
-        reuse_index=not reindex,
-        batch_size=batch_size,
-    )
-    if random_negatives > 0:
-        examples = add_random_negatives(examples, dataset, split, random_negatives, seed, loaded)
-    return examples
+    engine = get_backend(backend, **(backend_options or {}))
+    mined: dict[str, list[dict[str, Any]]] = {}
+    for split, (_, queries, qrels) in read.items():
+        examples = mine_hard_negatives(
+            engine,
+            index,
+            queries,
+            qrels,
+            corpus,
+            method=method,
+            model=retriever,
+            n_negatives=n_negatives,
+            rank_range=rank_range,
+            seed=seed,
+            reuse_index=bool(mined) or not reindex,  # ``reindex`` rebuilds once, for the first split
+            batch_size=batch_size,
+        )
+        if random_negatives > 0:
+            examples = add_random_negatives(examples, dataset, split, random_negatives, seed, read[split])
+        mined[split] = examples
+    return mined

@@ -1,7 +1,8 @@
 """What each pipeline stage does, by calling the same library code as the single-step verbs.
 
-- mine: ``mine_beir_split`` (``sparse-tune mine``) on the train split; rows of the held-out
-  validation queries go to their own file, never to a training file;
+- mine: ``mine_beir_splits`` (``sparse-tune mine``) on the train split (and a dev split validated
+  on), over the corpus the validation split read; rows of the validation queries go to their own
+  file, never to a training file;
 - teachers: ``train`` (``sparse-tune train``) on each teacher's recipe;
 - score: ``score_examples`` (``sparse-tune score``) on the training candidates;
 - report: ``rerank_report`` (``sparse-tune score --evaluate``) on the validation candidates;
@@ -15,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparse_tune.data.beir import load_beir
 from sparse_tune.data.formats import read_training_jsonl, write_training_jsonl
 from sparse_tune.data.holdout import SPLIT_FILE, ValidationSplit, load_validation_split
 from sparse_tune.fsio import atomic_write_text
-from sparse_tune.mining.beir import mine_beir_split
+from sparse_tune.mining.beir import mine_beir_splits
 from sparse_tune.pipeline.config import MiningSpec, PipelineConfig, TeacherSpec
 from sparse_tune.training.teachers import TeacherEnsemble
+from sparse_tune.types import BeirSplit
 
 __all__ = ["PipelineFiles", "Workspace"]
 
@@ -94,22 +97,39 @@ class Workspace:
         return self._ensemble
 
     # -- mine ----------------------------------------------------------------------------------
+    def _splits(self, names: list[str]) -> dict[str, BeirSplit]:
+        """BEIR splits ``names`` over the corpus the validation split read, so a run parses it once.
+
+        The validation split itself is reused when it holds its whole split (not a holdout, not cut).
+        """
+        val = self.validation_split()
+        whole = val.holdout is None and val.drawn_from is None
+        return {
+            name: (val.corpus, val.queries, val.qrels)
+            if whole and name == val.split
+            else load_beir(self.cfg.beir_dir, name, corpus=val.corpus)
+            for name in names
+        }
+
     def _mine(self, spec: MiningSpec, validation: bool = False) -> tuple[list[dict], list[dict]]:
         """(rows of training queries, rows of validation queries) mined with ``spec``.
 
         Queries held out of the train split are told apart by text (as training excludes them),
         so one mining gives both. A validation split of its own (``eval_split``) is mined only
-        when ``validation`` asks for its rows, and every training query is then a training row.
+        when ``validation`` asks for its rows, together with the train split (one index for both),
+        and every training query is then a training row.
         """
         val = self.validation_split()
         chosen = set(val.queries.values())
-        rows = mine_beir_split(self.cfg.beir_dir, self.cfg.train_split, **spec.mine_kwargs())
+        train = self.cfg.train_split
+        splits = [train] if val.holdout or not validation else [train, val.split]
+        mined = mine_beir_splits(self.cfg.beir_dir, splits, loaded=self._splits(splits), **spec.mine_kwargs())
+        rows = mined[train]
         if val.holdout:
             return [e for e in rows if e["query"] not in chosen], [e for e in rows if e["query"] in chosen]
         if not validation:
             return rows, []
-        other = mine_beir_split(self.cfg.beir_dir, val.split, **spec.mine_kwargs())
-        return rows, [e for e in other if e["query"] in chosen]
+        return rows, [e for e in mined[val.split] if e["query"] in chosen]
 
     def mine_candidates(self) -> list[Path]:
         """mined.jsonl (training queries) and mined_validation.jsonl (validation queries), plus the split."""
