@@ -49,6 +49,37 @@ def test_evaluate_cli_on_tiny_corpus_matches_hand_computation(tmp_path, capsys):
     assert any((out / "encoded").glob("*.npz"))  # corpus encodings cached for reuse
 
 
+def test_bm25_baseline_row_matches_hand_computation(tmp_path, capsys):
+    # BM25 ranks: q1 -> d1 (relevant) first; q2 -> d2 ("vitamin d", "bone density") above the
+    # relevant d4 ("vitamin d" only); q3 -> d3 only (relevant d5 shares no term with the query)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--bm25", "--dataset", str(TINY), "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    r = results[f"bm25 on {TINY} (test, embedded)"]
+    assert r["nDCG@10"] == pytest.approx((1 + 1 / math.log2(3) + 0) / 3, abs=1e-12)
+    assert r["MRR@10"] == pytest.approx((1 + 0.5 + 0) / 3, abs=1e-12)
+    assert r["Recall@100"] == pytest.approx(2 / 3, abs=1e-12)
+    assert r["num_docs"] == 5 and r["num_queries"] == 3 and r["step"] is None
+    assert "doc_nnz" not in r and "flops" not in r  # a baseline has no vectors
+    table = capsys.readouterr().out
+    (line,) = [row for row in table.splitlines() if row.startswith("bm25 ")]
+    assert line.split()[1:4] == ["0.5436", "0.5000", "0.6667"] and line.split()[4:7] == ["-", "-", "-"]
+    # beside a model, in one run; the same BM25 row again, replaced rather than added
+    assert (
+        main(["evaluate", "--model", "splade-tiny", "--bm25", "--dataset", str(TINY), "--output", str(out)])
+        == 0
+    )
+    rows = json.loads((out / "results.json").read_text())
+    assert sorted(row["model"] for row in rows.values()) == ["bm25", "splade-tiny"]
+    assert rows[f"bm25 on {TINY} (test, embedded)"]["nDCG@10"] == r["nDCG@10"]
+
+
+def test_evaluate_needs_a_model_or_bm25(tmp_path, capsys):
+    assert main(["evaluate", "--dataset", str(TINY), "--output", str(tmp_path / "eval")]) == 2
+    assert "give --model MODEL (one or more) and/or --bm25" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()
+
+
 def test_checkpoint_globs_sorted_by_step_and_curve(tmp_path, splade_tiny):
     for step in (20, 5):
         splade_tiny.save_pretrained(tmp_path / "run" / f"checkpoint-{step}")
@@ -128,6 +159,7 @@ def test_curve_points_one_per_step_with_the_base_model_at_zero():
         result("runs/x/checkpoint-50", 50, 0.3),
         result("runs/x", 100, 0.4),  # the final save of step 100
         result("splade-tiny", None, 0.1),
+        EvalResult(model="bm25", metrics={"nDCG@10": 0.9}, step=None),  # a baseline: not a point
     ]
     assert curve_points(results) == [
         CurvePoint(0, 0.1, 1.0, "splade-tiny"),

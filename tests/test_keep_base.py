@@ -26,10 +26,12 @@ from sparse_tune.models import load_model
 from sparse_tune.training.keep_base import SNAPSHOT_DIR
 from sparse_tune.training.run import train
 from sparse_tune.training.summary import (
+    BM25_WINS,
     SUMMARY_FILE,
     TRY_NEXT,
     TRY_NEXT_NOISE,
     Significance,
+    bm25_comparison,
     choose_kept,
     summary_from_folder,
     validation_summary,
@@ -143,9 +145,12 @@ def test_a_checkpoint_that_beats_the_base_is_saved(tmp_path, monkeypatch):
     record = json.loads((out / SUMMARY_FILE).read_text())
     assert record["kept"] == "best" and record["best_step"] == 1
     assert record["p_value"] == 0.0 and record["num_queries"] == 3 and record["keep_significance"] == 0.1
+    # BM25 finds every judged document of this tiny corpus first, so it beats the stubbed 0.6
+    assert record["bm25"] == 1.0
     assert record["summary"] == (
         "validation ndcg@10: base 0.5000 -> best 0.6000 at step 1 (+0.1000, p=0, one-sided paired t-test over "
-        "3 queries); the best checkpoint is saved"
+        "3 queries); the best checkpoint is saved; BM25 scores 1.0000 on the same queries and documents, "
+        f"better than the model kept (0.6000): {BM25_WINS}"
     )
     assert not (out / SNAPSHOT_DIR).exists()
 
@@ -169,7 +174,7 @@ def test_a_gain_within_noise_keeps_the_base(tmp_path, monkeypatch):
     assert record["summary"] == (
         f"validation ndcg@10: base 0.5000 -> best 0.5500 at step 1 (+0.0500) is within noise "
         f"(p={p:.3g}, one-sided paired t-test over 4 queries > keep_significance 0.1); the base model is saved; "
-        f"{TRY_NEXT_NOISE}"
+        f"{TRY_NEXT_NOISE}{bm25_comparison(0.5, record['bm25'])}"
     )
     # every evaluation's per-query values are in the run folder, to redo the test
     rows = [json.loads(line) for line in (out / PER_QUERY_FILE).read_text().splitlines()]
@@ -186,6 +191,7 @@ def test_keep_significance_one_keeps_any_gain(tmp_path, monkeypatch):
     assert record["kept"] == "best" and record["keep_significance"] == 1.0
     assert record["summary"].endswith(
         ", one-sided paired t-test over 4 queries); the best checkpoint is saved"
+        + bm25_comparison(0.55, record["bm25"])
     )
 
 

@@ -474,3 +474,18 @@ def test_neural_sparse_mode_surfaces_server_rejection(opensearch_url, fresh_inde
     assert sent[0][1]["query"] == {
         "neural_sparse": {SPARSE_FIELD: {"query_tokens": {"c": 2.0, "a%2Eb": 0.5}}}
     }
+
+
+def test_bm25_baseline_through_opensearch_ranks_as_the_embedded_bm25(opensearch_backend) -> None:
+    from sparse_tune.data.beir import load_beir
+    from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_bm25
+
+    tiny = Path(__file__).parent / "data" / "tiny_beir"
+    corpus, queries, qrels = load_beir(tiny, "test")
+    fp = fingerprint_texts(corpus.ids, corpus.texts)
+    settings = EvalSettings(reindex=True, progress=False)
+    served = evaluate_bm25(str(tiny), corpus, queries, qrels, opensearch_backend, settings, fp)
+    local = evaluate_bm25(str(tiny), corpus, queries, qrels, EmbeddedBackend(), settings, fp)
+    for name in ("nDCG@10", "MRR@10", "Recall@100"):
+        assert served.metrics[name] == local.metrics[name], name  # same ranking on this corpus
+    assert served.metrics["num_docs"] == 5 and served.metrics["index_size_bytes"] > 0

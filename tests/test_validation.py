@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -12,11 +13,12 @@ from safetensors.torch import load_file
 
 from sparse_tune.config import ConfigError, load_train_config
 from sparse_tune.data.beir import load_beir
-from sparse_tune.data.holdout import holdout_query_ids, load_validation_split
+from sparse_tune.data.holdout import ValidationSplit, holdout_query_ids, load_validation_split
 from sparse_tune.evaluation.validation import RetrievalValidator
 from sparse_tune.training.dataset import build_groups
 from sparse_tune.training.run import train
-from sparse_tune.training.summary import TRY_NEXT, validation_summary
+from sparse_tune.training.summary import BM25_WINS, TRY_NEXT, summary_record, validation_summary
+from sparse_tune.types import Corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = [
@@ -130,6 +132,60 @@ def test_pool_mode_keeps_bm25_candidates_and_judged_documents(tmp_path, splade_t
         assert metrics[name] == pytest.approx(sum(values.values()) / len(values), abs=1e-12)
 
 
+def test_bm25_reference_ranks_the_validation_documents(tmp_path):
+    corpus = Corpus(
+        ["a", "b", "c", "d", "e"],
+        [
+            "Aspirin reduces the risk of heart attack.",
+            "Myocardial infarction is treated with thrombolysis.",
+            "Cats sleep and sleep a lot.",
+            "Sleep consolidates memory.",
+            "The stock market fell.",
+        ],
+    )
+    # q1: its document first; q2: no word in common with any document (BM25 finds nothing);
+    # q3: "sleep" twice in c puts c above its judged document d
+    queries = {"q1": "aspirin heart attack", "q2": "cardiac muscle death", "q3": "sleep"}
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1}, "q3": {"d": 1}}
+    split = ValidationSplit(str(tmp_path), "dev", corpus, queries, qrels)
+    full = RetrievalValidator(split, corpus_budget=100)
+    assert full.bm25["ndcg@10"] == pytest.approx((1.0 + 0.0 + 1.0 / math.log2(3)) / 3, abs=1e-12)
+    assert full.bm25["mrr@10"] == pytest.approx((1.0 + 0.0 + 0.5) / 3, abs=1e-12)
+    assert full.bm25["recall@100"] == pytest.approx(2 / 3, abs=1e-12)
+    # on a pool (BM25 top-1 + judged: e is left out), BM25 ranks the pool's documents
+    pool = RetrievalValidator(split, corpus_budget=4, pool_bm25_k=1)
+    assert pool.mode == "pool" and pool.doc_ids == ["a", "b", "c", "d"]
+    assert pool.bm25 == full.bm25
+
+
+def test_closing_line_sets_the_model_kept_against_bm25():
+    history = [{"eval_ndcg@10": 0.5, "step": 0}, {"eval_ndcg@10": 0.55, "step": 5}]
+    state = {"log_history": history, "best_metric": 0.55, "best_global_step": 5}
+    line = "validation ndcg@10: base 0.5000 -> best 0.5500 at step 5 (+0.0500); the best checkpoint is saved"
+    record = summary_record(state, kept="best", bm25=0.6)
+    assert record["bm25"] == 0.6
+    assert record["summary"] == (
+        f"{line}; BM25 scores 0.6000 on the same queries and documents, better than the model kept (0.5500): "
+        f"{BM25_WINS}"
+    )
+    assert summary_record(state, kept="best", bm25=0.52)["summary"] == (
+        f"{line}; BM25 on the same queries and documents: ndcg@10 0.5200"
+    )
+    # the base kept: BM25 is set against the base's value, not the best checkpoint's
+    assert "better than the model kept (0.5000)" in summary_record(state, kept="base", bm25=0.52)["summary"]
+    # a tie is not "better"; without a BM25 figure the line is as before
+    assert "better" not in summary_record(state, kept="best", bm25=0.55)["summary"]
+    assert summary_record(state, kept="best")["summary"] == line
+    # a metric where lower is better
+    loss = {
+        "log_history": [{"eval_loss": 2.0, "step": 0}, {"eval_loss": 1.0, "step": 5}],
+        "best_metric": 1.0,
+        "best_global_step": 5,
+    }
+    assert "better than the model kept" in summary_record(loss, "loss", False, bm25=0.5)["summary"]
+    assert "better than the model kept" not in summary_record(loss, "loss", False, bm25=1.5)["summary"]
+
+
 def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(tmp_path):
     beir = write_beir(tmp_path / "beir")
     # keep_significance 1.0: this is about choosing among checkpoints, not the paired test against the base
@@ -146,6 +202,11 @@ def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(
     best_step = max((1, 2, 3), key=lambda s: (evals[s]["eval_ndcg@10"], -s))  # ties: the first one wins
     assert state["best_global_step"] == best_step
     assert state["best_metric"] == evals[best_step]["eval_ndcg@10"]
+    # the closing record carries BM25 on the same validation queries and documents
+    split = load_validation_split(beir, None, 3, "train", seed=42)
+    record = json.loads((out / "validation_summary.json").read_text())
+    assert record["bm25"] == RetrievalValidator(split, corpus_budget=20000).bm25["ndcg@10"]
+    assert "BM25" in record["summary"]
     # load_best_model_at_end: the saved model is the best checkpoint's
     key = "bert.encoder.layer.0.attention.self.query.weight"
     best = load_file(str(out / f"checkpoint-{best_step}" / "model.safetensors"))[key]

@@ -15,10 +15,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--model",
         action="extend",
         nargs="+",
-        required=True,
+        default=[],
         metavar="MODEL",
         help="checkpoint folders, registered names, hub ids or globs like 'out/checkpoint-*' "
         "(several after one flag, so an unquoted shell glob works; repeatable)",
+    )
+    p.add_argument(
+        "--bm25",
+        action="store_true",
+        help="also evaluate BM25 through the same backend (OpenSearch's match, or the in-process BM25) "
+        "as a baseline row 'bm25': on some data it beats the model, and you should know before shipping",
     )
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test")
@@ -54,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.beir import load_beir
-    from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_model
+    from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_bm25, evaluate_model
     from sparse_tune.evaluation.checkpoints import expand_models
     from sparse_tune.evaluation.report import format_table, plot_curve
     from sparse_tune.evaluation.results_file import (
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from sparse_tune.index import get_backend
     from sparse_tune.index.fingerprint import fingerprint_texts
 
+    if not args.model and not args.bm25:
+        raise ValueError("give --model MODEL (one or more) and/or --bm25")
     models = expand_models(args.model)
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
@@ -93,11 +101,16 @@ def run(args: argparse.Namespace) -> int:
     context = {"dataset": args.dataset, "split": args.split, "backend": args.backend}
     new_rows: list[dict] = []
     merged, counts = merge_rows(existing, new_rows)
-    for model in models:
-        result = evaluate_model(
+    jobs = [
+        lambda model=model: evaluate_model(
             model, corpus, queries, qrels, backend, settings, corpus_fp, backend_name=args.backend
         )
-        new_rows.append(result_row(result, **context))
+        for model in models
+    ]
+    if args.bm25:
+        jobs.append(lambda: evaluate_bm25(args.dataset, corpus, queries, qrels, backend, settings, corpus_fp))
+    for job in jobs:
+        new_rows.append(result_row(job(), **context))
         merged, counts = merge_rows(existing, new_rows)
         write_rows(results_path, merged)  # after every model, so a later failure keeps the finished ones
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from sparse_tune.evaluation.metrics import evaluate_run
 from sparse_tune.fsio import atomic_path
 from sparse_tune.index.base import IndexBackend
 from sparse_tune.models.inference import encode_texts, flops_estimate, sparsity_stats
-from sparse_tune.types import Corpus, Encoded, EvalResult, Qrels
+from sparse_tune.types import Corpus, Encoded, EvalResult, Qrels, Run
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,65 @@ def _recall_vs_exact(run: dict, docs: Encoded, queries: Encoded, top_k: int) -> 
     return {f"recall@{k}_vs_exact": recall_vs_exact(run, exact_run, k) for k in (10, 100) if k <= top_k}
 
 
+def _timed_search(n: int, batch: int, search: Callable[[slice], Run]) -> tuple[Run, list[float]]:
+    """``search`` over queries ``0..n`` in slices of ``batch``, and each query's share of its slice's wall time."""
+    run: Run = {}
+    per_query_ms: list[float] = []
+    for start in range(0, n, batch):
+        part = slice(start, min(start + batch, n))
+        t = time.perf_counter()
+        run.update(search(part))
+        size = part.stop - part.start
+        per_query_ms.extend([(time.perf_counter() - t) * 1000 / size] * size)
+    return run, per_query_ms
+
+
+def _latency(per_query_ms: list[float]) -> dict[str, float]:
+    return {
+        f"latency_p{p}_ms": float(np.percentile(per_query_ms, p)) if per_query_ms else 0.0 for p in (50, 95)
+    }
+
+
+#: The ``model`` of the BM25 baseline's results row (``sparse-tune evaluate --bm25``).
+BM25_MODEL = "bm25"
+
+
+def evaluate_bm25(
+    dataset: str,
+    corpus: Corpus,
+    queries: dict[str, str],
+    qrels: Qrels,
+    backend: IndexBackend,
+    settings: EvalSettings,
+    corpus_fingerprint: str,
+) -> EvalResult:
+    """BM25 through ``backend``'s own text search, as a baseline row beside the models.
+
+    It is the backend's BM25: OpenSearch's ``match`` on the text field, or the in-process
+    Lucene-style BM25 (``english`` analyzer) of the embedded and Seismic backends. The index is
+    the one ``sparse-tune mine --method bm25`` builds for this corpus, so one built by mining is
+    reused. A baseline has no vectors, so the sparsity and FLOPS columns stay empty.
+    """
+    from sparse_tune.mining.beir import default_index_name
+    from sparse_tune.mining.hard_negatives import build_index
+
+    index = default_index_name(dataset, "bm25", None, corpus_fingerprint)
+    if settings.reindex or not backend.exists(index):
+        build_index(backend, index, corpus, "bm25")
+    qids = [q for q in qrels if q in queries]
+    run, per_query_ms = _timed_search(
+        len(qids),
+        settings.search_batch,
+        lambda part: backend.search_text(index, {q: queries[q] for q in qids[part]}, settings.top_k),
+    )
+    metrics = evaluate_run(qrels, run)
+    metrics.update(_latency(per_query_ms))
+    metrics["index_size_bytes"] = float(backend.stats(index).get("size_bytes", 0.0))
+    metrics["num_queries"] = float(len(qids))
+    metrics["num_docs"] = float(len(corpus))
+    return EvalResult(model=BM25_MODEL, metrics=metrics, step=None)
+
+
 def evaluate_model(
     model_name: str,
     corpus: Corpus,
@@ -161,22 +221,20 @@ def evaluate_model(
         backend.create(index, docs.kind, dim=dim)
         backend.add(index, docs)
         backend.finalize(index)
-    run: dict = {}
-    per_query_ms: list[float] = []
-    for start in range(0, len(qids), settings.search_batch):
-        chunk = Encoded(qids[start : start + settings.search_batch], q_enc.matrix[start : start + settings.search_batch],
-                        q_enc.kind, q_enc.vocab)
-        t = time.perf_counter()
-        run.update(backend.search(index, chunk, settings.top_k))
-        per_query_ms.extend([(time.perf_counter() - t) * 1000 / len(chunk.ids)] * len(chunk.ids))
+    run, per_query_ms = _timed_search(
+        len(qids),
+        settings.search_batch,
+        lambda part: backend.search(
+            index, Encoded(qids[part], q_enc.matrix[part], q_enc.kind, q_enc.vocab), settings.top_k
+        ),
+    )
 
     # 4. Metrics, sparsity and cost.
     metrics = evaluate_run(qrels, run)
     metrics["doc_nnz"] = sparsity_stats(docs)["nnz"]
     metrics["query_nnz"] = sparsity_stats(q_enc)["nnz"]
     metrics["flops"] = flops_estimate(q_enc, docs)
-    metrics["latency_p50_ms"] = float(np.percentile(per_query_ms, 50)) if per_query_ms else 0.0
-    metrics["latency_p95_ms"] = float(np.percentile(per_query_ms, 95)) if per_query_ms else 0.0
+    metrics.update(_latency(per_query_ms))
     metrics["index_size_bytes"] = float(backend.stats(index).get("size_bytes", 0.0))
     metrics["doc_nnz_total"] = float(docs.matrix.nnz) if docs.kind == "sparse" else float(docs.matrix.size)
     if settings.compare_exact:

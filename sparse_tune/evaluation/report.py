@@ -51,10 +51,13 @@ def curve_points(results: list[EvalResult]) -> list[CurvePoint]:
     ``trainer_state.json``) is the untrained start of the curve, step 0. A training run's final
     folder carries the step it was saved at in its ``trainer_state.json``, like the
     ``checkpoint-N`` it usually duplicates; of results at one step only the first by model name
-    is drawn (``runs/x`` before ``runs/x/checkpoint-N``).
+    is drawn (``runs/x`` before ``runs/x/checkpoint-N``). A row without vectors (the BM25
+    baseline: no ``doc_nnz``) is not a point of the curve.
     """
     points: dict[int, CurvePoint] = {}
     for r in sorted(results, key=lambda r: (r.step or 0, r.model)):
+        if "doc_nnz" not in r.metrics:
+            continue
         step = r.step or 0
         if step not in points:
             points[step] = CurvePoint(step, r.metrics["nDCG@10"], r.metrics["doc_nnz"], r.model)

@@ -42,8 +42,13 @@ def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
     elif cfg.data.train_file:
         from sparse_tune.data.formats import read_training_jsonl
 
-        texts = sorted({t for ex in read_training_jsonl(cfg.data.train_file, skip_bad_lines=True)
-                        for t in (*ex["pos"], *ex["neg"])})
+        texts = sorted(
+            {
+                t
+                for ex in read_training_jsonl(cfg.data.train_file, skip_bad_lines=True)
+                for t in (*ex["pos"], *ex["neg"])
+            }
+        )
     else:
         raise ValueError("inference_free needs idf_path, or training data to compute IDF from")
     out = Path(cfg.training.output_dir) / "idf.json"
@@ -67,7 +72,9 @@ def resume_checkpoint(resume: str | bool | None, output_dir: str) -> str | None:
     if resume is True or (isinstance(resume, str) and resume.lower() in ("true", "last")):
         found = last_complete_checkpoint(output_dir)
         if found is None:
-            raise FileNotFoundError(f"resume_from_checkpoint: no complete checkpoint-* folder in {output_dir}")
+            raise FileNotFoundError(
+                f"resume_from_checkpoint: no complete checkpoint-* folder in {output_dir}"
+            )
         logger.info("resuming from %s", found)
         return found
     problem = checkpoint_problem(resume)
@@ -89,7 +96,12 @@ def validation_split(cfg: TrainConfig) -> ValidationSplit | None:
     seed = cfg.eval.eval_holdout_seed if cfg.eval.eval_holdout_seed is not None else cfg.training.seed
     folder = cfg.eval.eval_dir or cfg.data.beir_dir
     split = load_validation_split(
-        folder, cfg.eval.eval_split, cfg.eval.eval_holdout, cfg.data.beir_split, seed, cfg.eval.eval_max_queries
+        folder,
+        cfg.eval.eval_split,
+        cfg.eval.eval_holdout,
+        cfg.data.beir_split,
+        seed,
+        cfg.eval.eval_max_queries,
     )
     if cfg.training.should_save:
         out = Path(cfg.training.output_dir)
@@ -198,9 +210,12 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     if keeper is not None:
         # 9. One closing line (base vs best, and which model was saved), also in validation_summary.json.
         from sparse_tune.fsio import atomic_write_text
-        from sparse_tune.training.summary import SUMMARY_FILE, summary_record
+        from sparse_tune.training.summary import SUMMARY_FILE, metric_key, summary_record
 
         state = trainer.state
+        metric = metric_key(args.metric_for_best_model).removeprefix("eval_")
+        # BM25 on the same validation queries and documents, which the closing line compares with
+        bm25 = None if validator is None else validator.bm25.get(metric)
         record = summary_record(
             {
                 "log_history": state.log_history,
@@ -211,6 +226,7 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
             bool(args.greater_is_better),
             keeper.kept or "last",
             keeper.test,
+            bm25,
         )
         if args.should_save:
             atomic_write_text(out / SUMMARY_FILE, json.dumps(record, indent=2) + "\n")

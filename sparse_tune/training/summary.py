@@ -31,6 +31,13 @@ TRY_NEXT_NOISE = (
 )
 
 
+#: Said when BM25 ranks the validation documents better than the model the run kept.
+BM25_WINS = (
+    "on this data plain BM25 retrieves better than this model; compare both on your test split "
+    "(sparse-tune evaluate --model RUN --bm25) before shipping the model"
+)
+
+
 @dataclass(frozen=True)
 class Significance:
     """The paired test of the best checkpoint against the base model over the validation queries."""
@@ -146,14 +153,47 @@ def validation_summary(
     )
 
 
+def kept_metric(state: dict[str, Any], metric: str = "ndcg@10", kept: Kept = "best") -> float | None:
+    """The validation value of the model the run kept: the base's, the best checkpoint's or the last one logged."""
+    if kept == "base":
+        return base_metric(state, metric)
+    if kept == "best" and state.get("best_metric") is not None:
+        return state["best_metric"]
+    key = metric_key(metric)
+    return next((h[key] for h in reversed(state.get("log_history", [])) if key in h), None)
+
+
+def bm25_comparison(
+    kept_value: float | None, bm25: float | None, metric: str = "ndcg@10", greater_is_better: bool = True
+) -> str:
+    """The clause that sets the model kept against BM25 on the same validation documents ("" without both)."""
+    if kept_value is None or bm25 is None:
+        return ""
+    name = metric_key(metric).removeprefix("eval_")
+    if beats(bm25, kept_value, greater_is_better):
+        return (
+            f"; BM25 scores {bm25:.4f} on the same queries and documents, better than the model kept "
+            f"({kept_value:.4f}): {BM25_WINS}"
+        )
+    return f"; BM25 on the same queries and documents: {name} {bm25:.4f}"
+
+
 def summary_record(
     state: dict[str, Any],
     metric: str = "ndcg@10",
     greater_is_better: bool = True,
     kept: Kept = "best",
     test: Significance | None = None,
+    bm25: float | None = None,
 ) -> dict[str, Any]:
-    """What ``validation_summary.json`` holds: the numbers, the model kept and the closing line."""
+    """What ``validation_summary.json`` holds: the numbers, the model kept and the closing line.
+
+    ``bm25`` is BM25's value of ``metric`` on the same validation queries and documents; the
+    closing line then says how the model kept compares with it.
+    """
+    line = validation_summary(state, metric, greater_is_better, kept, test)
+    if line is not None:
+        line += bm25_comparison(kept_metric(state, metric, kept), bm25, metric, greater_is_better)
     return {
         "metric": metric_key(metric).removeprefix("eval_"),
         "greater_is_better": greater_is_better,
@@ -164,7 +204,8 @@ def summary_record(
         "num_queries": None if test is None else test.num_queries,
         "keep_significance": None if test is None else test.keep_significance,
         "kept": kept,
-        "summary": validation_summary(state, metric, greater_is_better, kept, test),
+        "bm25": bm25,
+        "summary": line,
     }
 
 
