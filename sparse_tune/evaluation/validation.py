@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from sparse_tune.data.holdout import ValidationSplit
 from sparse_tune.evaluation.metrics import mean_metrics, per_query_metrics
 from sparse_tune.index.bm25 import BM25Index
@@ -33,31 +31,26 @@ from sparse_tune.types import Run
 logger = logging.getLogger(__name__)
 
 
-def bm25_pool(split: ValidationSplit, k: int, index: BM25Index | None = None) -> list[int]:
+def bm25_pool(split: ValidationSplit, k: int, index: BM25Index) -> list[int]:
     """Corpus rows of the candidate pool: BM25 top-``k`` of every validation query plus the judged documents.
 
-    ``index`` is a :class:`BM25Index` of the whole corpus when the caller has one already.
+    ``index`` is a :class:`BM25Index` of the whole corpus.
     """
-    index = index if index is not None else BM25Index(split.corpus.texts)
-    run = _bm25_run(index, split, range(len(split.corpus)), k)
+    run = _bm25_run(index, split, None, k)
     wanted = {d for docs in run.values() for d in docs} | {d for rels in split.qrels.values() for d in rels}
     return [i for i, d in enumerate(split.corpus.ids) if d in wanted]
 
 
 def _bm25_run(
-    index: BM25Index, split: ValidationSplit, rows: Sequence[int], top_k: int, chunk: int = 256
+    index: BM25Index, split: ValidationSplit, rows: Sequence[int] | None, top_k: int, chunk: int = 256
 ) -> Run:
-    """BM25's top-``top_k`` of every validation query among the corpus ``rows`` (whole-corpus statistics)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    weights = index.weights[rows]  # (n_rows, n_terms)
-    doc_ids = [split.corpus.ids[i] for i in rows]
+    """BM25's top-``top_k`` of every validation query among the corpus ``rows`` (``None``: all of them)."""
+    doc_ids = split.corpus.ids if rows is None else [split.corpus.ids[i] for i in rows]
     qids = sorted(split.queries)
     run: Run = {}
-    for start in range(0, len(qids), chunk):  # bounded memory: chunk x n_rows scores
+    for start in range(0, len(qids), chunk):  # bounded memory: chunk x documents scores
         part = qids[start : start + chunk]
-        scores = (
-            index.query_vectors([split.queries[q] for q in part]) @ weights.T
-        ).toarray()  # (chunk, n_rows)
+        scores = index.score([split.queries[q] for q in part], rows)  # (chunk, n_docs)
         run.update(top_k_from_scores(scores, part, doc_ids, top_k, positive_only=True))
     return run
 
@@ -109,7 +102,7 @@ class RetrievalValidator:
         self.doc_ids = [split.corpus.ids[i] for i in rows]
         self.doc_texts = [split.corpus.texts[i] for i in rows]
         # BM25 ranking the same documents for the same queries: the bar a trained model should clear.
-        bm25_run = _bm25_run(bm25, split, rows, top_k)
+        bm25_run = _bm25_run(bm25, split, rows if self.mode == "pool" else None, top_k)
         self.bm25 = mean_metrics(
             {LOGGED_NAMES[name]: values for name, values in per_query_metrics(split.qrels, bm25_run).items()}
         )

@@ -92,9 +92,14 @@ class BM25Index:
         """Queries as term counts over the collection's vocabulary, ``(n_queries, n_terms)`` float32."""
         return query_term_counts(queries, self.vocab, self.analyzer)
 
-    def score(self, queries: Sequence[str]) -> np.ndarray:
-        """BM25 of every query against every document, ``(n_queries, n_docs)`` float32."""
-        return (self.query_vectors(queries) @ self.weights.T).toarray()  # (n_queries, n_docs)
+    def score(self, queries: Sequence[str], rows: Sequence[int] | None = None) -> np.ndarray:
+        """BM25 of every query against every document, ``(n_queries, n_docs)`` float32.
+
+        ``rows`` limits the documents to those rows (in that order), still scored with the whole
+        collection's statistics: ``(n_queries, len(rows))``.
+        """
+        weights = self.weights if rows is None else self.weights[np.asarray(rows, dtype=np.int64)]
+        return (self.query_vectors(queries) @ weights.T).toarray()  # (n_queries, n_docs or len(rows))
 
 
 def term_counts(token_lists: list[list[str]], vocab: dict[str, int], grow: bool = False) -> sp.csr_matrix:
