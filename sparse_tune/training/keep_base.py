@@ -29,7 +29,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from sparse_tune.distributed import world_size
 from sparse_tune.evaluation.significance import improvement_pvalue
 from sparse_tune.fsio import atomic_path
-from sparse_tune.training.summary import Kept, Significance, base_metric, choose_kept, metric_key
+from sparse_tune.training.summary import Kept, Significance, base_metric, choose_kept, metric_name
 from sparse_tune.training.validation_log import PerQueryLog
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class KeepBaseCallback(TrainerCallback):
         """Best checkpoint against the base over the validation queries, when both have per-query values."""
         if self.per_query_log is None:
             return None
-        metric = metric_key(args.metric_for_best_model or "").removeprefix("eval_")
+        metric = metric_name(args.metric_for_best_model or "")
         base = self.per_query_log.at(0, metric)
         best = self.per_query_log.at(state.best_global_step or None, metric)
         if base is None or best is None:

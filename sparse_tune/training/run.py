@@ -210,12 +210,11 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     if keeper is not None:
         # 9. One closing line (base vs best, and which model was saved), also in validation_summary.json.
         from sparse_tune.fsio import atomic_write_text
-        from sparse_tune.training.summary import SUMMARY_FILE, metric_key, summary_record
+        from sparse_tune.training.summary import SUMMARY_FILE, metric_name, summary_record
 
         state = trainer.state
-        metric = metric_key(args.metric_for_best_model).removeprefix("eval_")
         # BM25 on the same validation queries and documents, which the closing line compares with
-        bm25 = None if validator is None else validator.bm25.get(metric)
+        bm25 = None if validator is None else validator.bm25.get(metric_name(args.metric_for_best_model))
         record = summary_record(
             {
                 "log_history": state.log_history,

@@ -62,6 +62,11 @@ def metric_key(metric: str) -> str:
     return metric if metric.startswith("eval_") else f"eval_{metric}"
 
 
+def metric_name(metric: str) -> str:
+    """``metric_for_best_model`` as the validator names it (``eval_ndcg@10`` and ``ndcg@10`` -> ``ndcg@10``)."""
+    return metric_key(metric).removeprefix("eval_")
+
+
 def base_metric(state: dict[str, Any], metric: str = "ndcg@10") -> float | None:
     """The validation value logged at step 0 (the base model), or ``None`` when it was not evaluated."""
     key = metric_key(metric)
@@ -118,7 +123,7 @@ def validation_summary(
     ``test`` is the paired test of best against base, when per-query values were kept.
     """
     key = metric_key(metric)
-    name = key.removeprefix("eval_")
+    name = metric_name(metric)
     if not any(key in h for h in state.get("log_history", [])):
         return None
     base = base_metric(state, metric)
@@ -169,7 +174,7 @@ def bm25_comparison(
     """The clause that sets the model kept against BM25 on the same validation documents ("" without both)."""
     if kept_value is None or bm25 is None:
         return ""
-    name = metric_key(metric).removeprefix("eval_")
+    name = metric_name(metric)
     if beats(bm25, kept_value, greater_is_better):
         return (
             f"; BM25 scores {bm25:.4f} on the same queries and documents, better than the model kept "
@@ -195,7 +200,7 @@ def summary_record(
     if line is not None:
         line += bm25_comparison(kept_metric(state, metric, kept), bm25, metric, greater_is_better)
     return {
-        "metric": metric_key(metric).removeprefix("eval_"),
+        "metric": metric_name(metric),
         "greater_is_better": greater_is_better,
         "base": base_metric(state, metric),
         "best_checkpoint": state.get("best_metric"),
