@@ -36,24 +36,24 @@ evaluate splade_base_opensearch --model splade-tiny --backend opensearch
 evaluate if_base --model splade-tiny --head inference_free --idf-path "$EXP/idf_scifact.json"
 
 # 2. The SPLADE and inference-free recipes (random negatives from the corpus).
-train splade_random configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}"
+train splade_random configs/splade.yaml "${SPLADE_BEFORE[@]}"
 evaluate splade_random --model "$EXP/splade_random"
-train if_recipe configs/inference_free_scifact.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json"
+train if_recipe configs/inference_free.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json"
 evaluate if_recipe --model "$EXP/if_recipe"
 # The same at lr 5e-5: the InfoNCE baseline of the distillation comparison (all three use 5e-5).
-train if_random configs/inference_free_scifact.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 5e-5
+train if_random configs/inference_free.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 5e-5
 evaluate if_random --model "$EXP/if_random"
 
 # 3. BM25-mined hard negatives instead of random ones (same recipe, budget and seed).
 step mine_bm25 sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 2-200 --negatives 8 \
   --seed 42 --output "$EXP/mined_bm25.jsonl"
-train splade_mined configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_bm25.jsonl"
+train splade_mined configs/splade.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_bm25.jsonl"
 evaluate splade_mined --model "$EXP/splade_mined"
 
 # 4. Distillation (README "Distillation"): the InfoNCE inference-free recipe vs config_kd's student,
 #    3 seeds each, checkpoints chosen on the 100 held-out training queries; config_kd's live teachers
 #    are run once here (sparse-tune score, the same per-group targets) and the student reads the file.
-step seeds_if_infonce sparse-tune seeds configs/inference_free_scifact.yaml --seeds 1 2 3 --dataset "$DATA" \
+step seeds_if_infonce sparse-tune seeds configs/inference_free.yaml --seeds 1 2 3 --dataset "$DATA" \
   --split test --output "$EXP/seeds_if_infonce"
 step mine_kd sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 2-100 --negatives 7 \
   --seed 42 --output "$EXP/mined_kd.jsonl"
@@ -76,33 +76,33 @@ step report_kd sparse-tune score --input "$EXP/mined_kd_validation.jsonl" --outp
   --teacher "bm25:$DATA:0.3333"
 
 # 4b. The SPLADE recipe table (README "SPLADE recipe"): 3 seeds each, checkpoints chosen on validation.
-step seeds_splade sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
+step seeds_splade sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
   --output "$EXP/seeds_splade"
-step seeds_splade_lr1e4 sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
+step seeds_splade_lr1e4 sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
   --output "$EXP/seeds_splade_lr1e4" --learning_rate 1e-4
-step seeds_splade_lr5e5 sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
+step seeds_splade_lr5e5 sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
   --output "$EXP/seeds_splade_lr5e5" --learning_rate 5e-5
-step seeds_splade_random sparse-tune seeds configs/splade_scifact.yaml --seeds 1 2 3 --dataset "$DATA" \
+step seeds_splade_random sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --dataset "$DATA" \
   --split test --output "$EXP/seeds_splade_random" --mine_negatives null --docs_per_query 4 --learning_rate 5e-5
 
 # 5. Variations reported in README: inference-free learning rate and FLOPS weight; mining windows.
-train if_lr2e4 configs/inference_free_scifact.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 2e-4
+train if_lr2e4 configs/inference_free.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 2e-4
 evaluate if_lr2e4 --model "$EXP/if_lr2e4"
-train if_lowflops configs/inference_free_scifact.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 5e-5 \
+train if_lowflops configs/inference_free.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 5e-5 \
   --flops_doc_weight 0.0001
 evaluate if_lowflops --model "$EXP/if_lowflops"
 step mine_bm25_20 sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 20-200 --negatives 8 \
   --seed 42 --output "$EXP/mined_bm25_20.jsonl"
-train splade_mined20 configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_bm25_20.jsonl"
+train splade_mined20 configs/splade.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_bm25_20.jsonl"
 evaluate splade_mined20 --model "$EXP/splade_mined20"
 step mine_mix sparse-tune mine --dataset "$DATA" --split train --method bm25 --range 20-200 --negatives 8 \
   --random-negatives 8 --seed 42 --output "$EXP/mined_mix.jsonl"
-train splade_mix configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_mix.jsonl"
+train splade_mix configs/splade.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_mix.jsonl"
 evaluate splade_mix --model "$EXP/splade_mix"
 # More negatives per query: random vs BM25 ranks 20-200 at 8 documents per query.
-train splade8_random configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --docs_per_query 8
+train splade8_random configs/splade.yaml "${SPLADE_BEFORE[@]}" --docs_per_query 8
 evaluate splade8_random --model "$EXP/splade8_random"
-train splade8_mined configs/splade_scifact.yaml "${SPLADE_BEFORE[@]}" --docs_per_query 8 --train_file "$EXP/mined_bm25_20.jsonl"
+train splade8_mined configs/splade.yaml "${SPLADE_BEFORE[@]}" --docs_per_query 8 --train_file "$EXP/mined_bm25_20.jsonl"
 evaluate splade8_mined --model "$EXP/splade8_mined"
 
 echo "all done"

@@ -49,8 +49,10 @@ class ModelConfig:
     )
     head: Optional[HeadName] = field(
         default=None,
-        metadata={"help": "splade | inference_free | dense. Default: the checkpoint's own head, else "
-                  "splade for masked-LM checkpoints and dense otherwise."},
+        metadata={
+            "help": "splade | inference_free | dense. Default: the checkpoint's own head, else "
+            "splade for masked-LM checkpoints and dense otherwise."
+        },
     )
     activation: Activation = field(
         default="log1p_relu", metadata={"help": "SPLADE activation: log1p_relu or log1p_log1p_relu."}
@@ -68,7 +70,8 @@ class ModelConfig:
     max_query_length: int = field(default=64, metadata={"help": "Query truncation in tokens."})
     max_doc_length: int = field(default=256, metadata={"help": "Document truncation in tokens."})
     splade_impl: Literal["fused", "reference"] = field(
-        default="fused", metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."}
+        default="fused",
+        metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."},
     )
 
     def __post_init__(self) -> None:
@@ -157,7 +160,8 @@ class DataConfig:
     hf_subset: Optional[str] = field(default=None, metadata={"help": "Configuration name of hf_dataset."})
     hf_split: str = field(default="train", metadata={"help": "Split of hf_dataset."})
     docs_per_query: int = field(
-        default=8, metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."}
+        default=8,
+        metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."},
     )
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
@@ -226,7 +230,9 @@ class LossConfig:
         default="infonce", metadata={"help": "Ranking / distillation loss."}
     )
     scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
-    in_batch_negatives: bool = field(default=True, metadata={"help": "InfoNCE over all documents in the batch."})
+    in_batch_negatives: bool = field(
+        default=True, metadata={"help": "InfoNCE over all documents in the batch."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "KL distillation temperature."})
     flops_doc_weight: float = field(default=0.0, metadata={"help": "FLOPS weight on documents."})
     flops_query_weight: float = field(
@@ -245,7 +251,10 @@ class LossConfig:
         default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
     )
     teachers: list = field(
-        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."}
+        default_factory=list,
+        metadata={
+            "help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."
+        },
     )
     score_scale: float = field(
         default=DEFAULT_SCORE_SCALE,
@@ -253,13 +262,17 @@ class LossConfig:
     )
     gather_across_devices: bool = field(
         default=True,
-        metadata={"help": "Under DDP: in-batch negatives and FLOPS over every rank's representations (global "
-                  "batch); false keeps each rank to its own batch. No effect in a single process."},
+        metadata={
+            "help": "Under DDP: in-batch negatives and FLOPS over every rank's representations (global "
+            "batch); false keeps each rank to its own batch. No effect in a single process."
+        },
     )
     cached: bool = field(
         default=False,
-        metadata={"help": "GradCache: encode each step in chunks of mini_batch_size examples; same loss and "
-                  "gradients as uncached, at the activation memory of one chunk."},
+        metadata={
+            "help": "GradCache: encode each step in chunks of mini_batch_size examples; same loss and "
+            "gradients as uncached, at the activation memory of one chunk."
+        },
     )
     mini_batch_size: int = field(default=32, metadata={"help": "Examples per chunk when cached is true."})
 
@@ -387,23 +400,25 @@ def _path_fields(*classes: type) -> dict[str, str]:
     return {f.name: f.metadata["path"] for f in fields if "path" in f.metadata}
 
 
-def _resolve_path(key: str, value: Any, kind: str, recipe_dir: Path) -> Any:
+def _resolve_path(key: str, value: Any, kind: str, recipe_dir: Path, absolute: bool = False) -> Any:
     """``value`` as given when it exists from the working directory, else next to the recipe if it is there.
 
     The working directory wins so recipes written for the repository root (``configs/*.yaml``,
     run from there) keep meaning what they meant. A registered model name is never a path. A
     file path found in neither place stays as given (the reader's error names it) and the
     warning names both places looked at; a name-or-path may be a hub id, so it stays silently.
+    With ``absolute`` a path found from the working directory is made absolute too (no warnings:
+    the values were loaded, and warned about, before).
     """
     if not isinstance(value, str) or not value or (kind == "name_or_path" and value in MODELS):
         return value
     path = Path(value)
     if path.is_absolute() or path.exists():
-        return value
+        return os.path.normpath(path.absolute()) if absolute else value
     beside = Path(os.path.normpath(recipe_dir.absolute() / path))
     if beside.exists():
         return str(beside)
-    if kind == "file":
+    if kind == "file" and not absolute:
         logger.warning(
             "%s: %r not found, neither from the working directory (%s) nor next to the recipe (%s)",
             key,
@@ -415,32 +430,37 @@ def _resolve_path(key: str, value: Any, kind: str, recipe_dir: Path) -> Any:
 
 
 def _resolve_fields(
-    values: dict[str, Any], paths: dict[str, str], recipe_dir: Path, prefix: str = ""
+    values: dict[str, Any], paths: dict[str, str], recipe_dir: Path, prefix: str = "", absolute: bool = False
 ) -> dict[str, Any]:
     """``values`` with each key named in ``paths`` passed through :func:`_resolve_path`."""
     return {
-        k: _resolve_path(prefix + k, v, paths[k], recipe_dir) if k in paths else v for k, v in values.items()
+        k: _resolve_path(prefix + k, v, paths[k], recipe_dir, absolute) if k in paths else v
+        for k, v in values.items()
     }
 
 
-def resolve_recipe_paths(values: dict[str, Any], recipe_dir: str | Path) -> dict[str, Any]:
+def resolve_recipe_paths(
+    values: dict[str, Any], recipe_dir: str | Path, absolute: bool = False
+) -> dict[str, Any]:
     """A copy of recipe ``values`` whose relative paths are read next to the recipe when needed.
 
     ``recipe_dir`` is the folder of the YAML file the values came from. Command-line
     overrides are not passed through here: a path typed on the command line is relative to
-    the working directory, as everywhere else.
+    the working directory, as everywhere else. ``absolute``: see :func:`_resolve_path`.
     """
     recipe_dir = Path(recipe_dir)
-    out = _resolve_fields(values, _path_fields(*OURS), recipe_dir)
+    out = _resolve_fields(values, _path_fields(*OURS), recipe_dir, absolute=absolute)
     if isinstance(out.get("teachers"), list):
         teacher_paths = _path_fields(TeacherConfig)
         out["teachers"] = [
-            _resolve_fields(t, teacher_paths, recipe_dir, f"teachers[{i}].") if isinstance(t, dict) else t
+            _resolve_fields(t, teacher_paths, recipe_dir, f"teachers[{i}].", absolute)
+            if isinstance(t, dict)
+            else t
             for i, t in enumerate(out["teachers"])
         ]
     if isinstance(out.get("mine_negatives"), dict):
         out["mine_negatives"] = _resolve_fields(
-            out["mine_negatives"], _path_fields(MiningSpec), recipe_dir, "mine_negatives."
+            out["mine_negatives"], _path_fields(MiningSpec), recipe_dir, "mine_negatives.", absolute
         )
     return out
 
@@ -518,12 +538,16 @@ def build_section(cls: type, values: Any, where: str = "") -> Any:
     unknown = [k for k in values if k not in names]
     if unknown:
         hints = {k: difflib.get_close_matches(str(k), names, n=2) for k in unknown}
-        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        hint_text = "; ".join(
+            f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items()
+        )
         raise ConfigError(f"{prefix}unknown key(s): {hint_text}. Valid keys: {', '.join(names)}")
     missing = [
         f.name
         for f in fields
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in values
     ]
     if missing:
         raise ConfigError(f"{prefix}missing key(s): {', '.join(missing)}")
@@ -583,37 +607,112 @@ def parse_overrides(argv: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML recipe, apply overrides, and split the flat keys onto the dataclasses."""
-    from transformers import TrainingArguments
+# Recipe files can include others (``include: parts/validation.yaml``) so a block shared by several recipes
+# is written once. Included files are read relative to the file that names them; the including file's keys
+# win, and of several includes the later ones win.
+INCLUDE_KEY = "include"
 
-    values: dict[str, Any] = {}
-    if path is not None:
-        text = Path(path).read_text(encoding="utf-8-sig")
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping of key: value, got {type(loaded).__name__}")
-        values.update(loaded)
-    overrides = dict(overrides or {})
-    if values.get("mine_negatives") and "mine_negatives" not in overrides:
+
+def _read_recipe_mapping(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8-sig")  # a missing file is the reader's FileNotFoundError
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of key: value, got {type(loaded).__name__}")
+    return loaded
+
+
+def read_recipe_layers(path: str | Path, _chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """``(file, values)`` for a recipe and every file it includes, in the order they apply (later wins).
+
+    Each layer keeps its own file so its relative paths are read next to it. A missing include or
+    an include cycle is a one-line :class:`ConfigError` naming the file that asked for it.
+    """
+    path = Path(path)
+    here = path.resolve()
+    if here in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain[_chain.index(here) :], here))
+        raise ConfigError(f"{path}: include cycle: {cycle}")
+    values = _read_recipe_mapping(path)
+    includes = values.pop(INCLUDE_KEY, None)
+    if isinstance(includes, str):
+        includes = [includes]
+    if includes is None:
+        includes = []
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        raise ConfigError(
+            f"{path}: {INCLUDE_KEY} must be a file name or a list of file names, got {includes!r}"
+        )
+    layers: list[tuple[Path, dict[str, Any]]] = []
+    for name in includes:
+        target = path.parent / name
+        if not target.is_file():
+            raise ConfigError(
+                f"{path}: {INCLUDE_KEY} {name!r}: no such file {target} (read next to the recipe)"
+            )
+        layers += read_recipe_layers(target, (*_chain, here))
+    layers.append((path, values))
+    return layers
+
+
+def _recipe_overrides(written: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides``, plus ``mine_negatives: null`` when they give training data to a recipe that mines its own."""
+    overrides = dict(overrides)
+    if written.get("mine_negatives") and "mine_negatives" not in overrides:
         # Training data given on top of a recipe that mines its own replaces the mining: the user's
         # file (or dataset) is what they asked to train on. Both in one place is still an error.
         given = [k for k in ("train_file", "hf_dataset") if overrides.get(k)]
         if given:
             logger.info("%s given: the recipe's mine_negatives is not used", given[0])
             overrides["mine_negatives"] = None
-    source = {**values, **overrides}  # as written, for the recipe.yaml saved with the run
-    if path is not None:
+    return overrides
+
+
+def recipe_values(
+    path: str | Path | None, overrides: dict[str, Any] | None = None, absolute: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(as written, resolved)``: a recipe's flat keys with its includes merged and the overrides on top.
+
+    "As written" is what the recipe file(s) and the command line said (the ``recipe.yaml`` saved
+    with a run). "Resolved" has each file's relative paths read next to that file when they are
+    not found from the working directory (:func:`resolve_recipe_paths`); with ``absolute`` every
+    path found anywhere, the overrides' included, is made absolute, so the values load from any folder.
+    """
+    layers = read_recipe_layers(path) if path is not None else []
+    written: dict[str, Any] = {}
+    for _, layer in layers:
+        written.update(layer)
+    overrides = _recipe_overrides(written, dict(overrides or {}))
+    resolved: dict[str, Any] = {}
+    for file, layer in layers:
         # Keys an override replaces are not resolved: a recipe path that is about to be replaced
         # (and may not exist) would only produce a misleading "not found" warning.
-        kept = {k: v for k, v in values.items() if k not in (overrides or {})}
-        values = resolve_recipe_paths(kept, Path(path).parent)
-    values.update(overrides or {})
+        kept = {k: v for k, v in layer.items() if k not in overrides}
+        resolved.update(resolve_recipe_paths(kept, file.parent, absolute))
+    resolved.update(resolve_recipe_paths(overrides, Path.cwd(), absolute) if absolute else overrides)
+    return {**written, **overrides}, resolved
+
+
+def absolute_recipe(path: str | Path | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A recipe's flat keys (includes merged, overrides applied) with every local path absolute.
+
+    For a recipe written to another folder than the one it came from (``tune``'s
+    ``best_config.yaml``): it loads from any working directory and means what the original meant.
+    """
+    return recipe_values(path, overrides, absolute=True)[1]
+
+
+def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML recipe (and the files it includes), apply overrides, and split the flat keys onto the dataclasses."""
+    from transformers import TrainingArguments
+
+    source, values = recipe_values(
+        path, overrides
+    )  # source: as written, for the recipe.yaml saved with the run
 
     keys = valid_keys()
     by_class: dict[str, dict[str, Any]] = {name: {} for name in keys}
@@ -628,7 +727,9 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         ours = sorted(k for cls in OURS for k in keys[cls.__name__])
         everything = ours + keys["TrainingArguments"]
         hints = {k: difflib.get_close_matches(k, everything, n=3) for k in unknown}
-        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        hint_text = "; ".join(
+            f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items()
+        )
         raise ConfigError(
             f"unknown config key(s): {hint_text}. Valid keys: {', '.join(ours)}, "
             "and any transformers TrainingArguments field (e.g. output_dir, max_steps, learning_rate, "

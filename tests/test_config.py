@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sparse_tune.config import ConfigError, load_train_config, parse_overrides
 
@@ -17,7 +18,9 @@ def test_every_shipped_recipe_loads(tmp_path):
     for recipe in sorted((ROOT / "configs").glob("*.yaml")):
         if recipe.name.startswith("pipeline_"):  # a distillation pipeline, which names training recipes
             pipeline = load_pipeline_config(recipe, str(tmp_path / recipe.stem))
-            assert pipeline.student_train_config().training.output_dir == str(tmp_path / recipe.stem / "student")
+            assert pipeline.student_train_config().training.output_dir == str(
+                tmp_path / recipe.stem / "student"
+            )
             continue
         cfg = load_train_config(recipe, {"output_dir": str(tmp_path / recipe.stem)})
         assert cfg.training.output_dir == str(tmp_path / recipe.stem)
@@ -26,7 +29,9 @@ def test_every_shipped_recipe_loads(tmp_path):
 def test_overrides_parse_and_win(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("max_steps: 100\nflops_doc_weight: 0.1\nhead: splade\n")
-    over = parse_overrides(["--max_steps", "5", "--train_file=x.jsonl", "--output_dir", str(tmp_path), "--bf16"])
+    over = parse_overrides(
+        ["--max_steps", "5", "--train_file=x.jsonl", "--output_dir", str(tmp_path), "--bf16"]
+    )
     assert over == {"max_steps": 5, "train_file": "x.jsonl", "output_dir": str(tmp_path), "bf16": True}
     cfg = load_train_config(recipe, {k: v for k, v in over.items() if k != "bf16"})
     assert cfg.training.max_steps == 5
@@ -149,3 +154,106 @@ def test_a_path_found_nowhere_stays_as_written_and_the_warning_names_both_places
     assert str(recipe_elsewhere / "missing.jsonl") in message
     with pytest.raises(DataError, match="file not found"):
         read_training_jsonl(cfg.data.train_file)
+
+
+# -- include: one block shared by several recipes ------------------------------------------------------
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_include_applies_in_order_and_the_recipe_then_overrides_win(tmp_path):
+    _write(tmp_path / "parts" / "a.yaml", "eval_holdout: 5\neval_steps: 7\nmax_steps: 11\n")
+    _write(tmp_path / "parts" / "b.yaml", "eval_steps: 9\nsave_steps: 9\n")
+    recipe = _write(
+        tmp_path / "r.yaml",
+        f"include: [parts/a.yaml, parts/b.yaml]\nmax_steps: 18\nbeir_dir: {tmp_path}\noutput_dir: {tmp_path / 'o'}\n",
+    )
+    cfg = load_train_config(recipe, {"save_steps": 18})
+    assert cfg.eval.eval_holdout == 5  # from a.yaml only
+    assert cfg.training.eval_steps == 9  # b.yaml, included after a.yaml, wins
+    assert cfg.training.max_steps == 18  # the recipe wins over what it includes
+    assert cfg.training.save_steps == 18  # the command line wins over everything
+    assert "include" not in cfg.source and cfg.source["eval_holdout"] == 5  # recipe.yaml is self-contained
+
+
+def test_include_is_read_next_to_the_file_that_names_it_and_so_are_its_paths(tmp_path, monkeypatch):
+    # exp/r.yaml includes parts/p.yaml, which includes ../q.yaml (= exp/q.yaml) and names idf.json beside itself
+    _write(tmp_path / "exp" / "parts" / "idf.json", "{}")
+    _write(tmp_path / "exp" / "parts" / "p.yaml", "include: ../q.yaml\nidf_path: idf.json\neval_steps: 3\n")
+    _write(tmp_path / "exp" / "q.yaml", "eval_steps: 2\nscale: 4.0\n")
+    _write(tmp_path / "exp" / "r.yaml", f"include: parts/p.yaml\noutput_dir: {tmp_path / 'o'}\n")
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    cfg = load_train_config("../exp/r.yaml")
+    assert cfg.model.idf_path == str(tmp_path / "exp" / "parts" / "idf.json")
+    assert cfg.loss.scale == 4.0 and cfg.training.eval_steps == 3  # p.yaml wins over the q.yaml it includes
+
+
+@pytest.mark.parametrize(
+    "files,fragment",
+    [
+        (
+            {"r.yaml": "include: nothere.yaml\n"},
+            r"r.yaml: include 'nothere.yaml': no such file .*nothere.yaml",
+        ),
+        ({"r.yaml": "include: r.yaml\n"}, r"r.yaml: include cycle: r.yaml -> r.yaml$"),
+        (
+            {"r.yaml": "include: a.yaml\n", "a.yaml": "include: b.yaml\n", "b.yaml": "include: a.yaml\n"},
+            r"a.yaml: include cycle: a.yaml -> b.yaml -> a.yaml$",
+        ),
+        ({"r.yaml": "include: {a: 1}\n"}, "include must be a file name or a list of file names"),
+        ({"r.yaml": "include: a.yaml\n", "a.yaml": "- a\n"}, "a.yaml: a recipe is a mapping"),
+    ],
+)
+def test_bad_include_is_one_line(tmp_path, files, fragment):
+    for name, text in files.items():
+        _write(tmp_path / name, text)
+    with pytest.raises(ConfigError, match=fragment) as err:
+        load_train_config(tmp_path / "r.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_bad_include_exits_2_on_the_command_line(tmp_path, capsys):
+    from sparse_tune.cli.__main__ import main
+
+    _write(tmp_path / "r.yaml", "include: r.yaml\n")
+    assert main(["train", str(tmp_path / "r.yaml")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("sparse-tune train: error: ") and line.endswith("include cycle: r.yaml -> r.yaml")
+
+
+def test_shipped_recipes_share_one_validation_block():
+    shared = yaml.safe_load((ROOT / "configs" / "parts" / "validation.yaml").read_text())
+    for name in ("splade", "inference_free", "dense", "config_kd", "config_kd_precomputed"):
+        written = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+        assert written["include"] == "parts/validation.yaml" and not set(shared) & set(written), name
+        cfg = load_train_config(ROOT / "configs" / f"{name}.yaml")
+        assert {k: getattr(cfg.eval, k, getattr(cfg.training, k, None)) for k in shared} == shared, name
+
+
+@pytest.mark.parametrize("old,new", [("splade_scifact", "splade"), ("inference_free_scifact", "inference_free"),
+                                     ("dense_scifact", "dense")])  # fmt: skip
+def test_former_recipe_names_load_the_renamed_recipe(tmp_path, monkeypatch, old, new):
+    monkeypatch.chdir(ROOT)  # as a user types it: configs/OLD.yaml from the repository root
+    before, after = load_train_config(f"configs/{old}.yaml"), load_train_config(f"configs/{new}.yaml")
+    assert before.training.output_dir == f"runs/{old}" and after.training.output_dir == f"runs/{new}"
+    assert {**before.source, "output_dir": None} == {**after.source, "output_dir": None}
+
+
+def test_absolute_recipe_loads_from_any_folder(recipe_elsewhere, tmp_path, monkeypatch):
+    """What ``tune`` writes as best_config.yaml: every local path absolute, wherever the recipe read it from."""
+    from sparse_tune.config import absolute_recipe
+
+    (tmp_path / "run" / "mine.jsonl").write_text("")
+    values = absolute_recipe(recipe_elsewhere / "r.yaml", {"idf_path": "../exp/idf.json", "max_steps": 3})
+    assert values["beir_dir"] == str(recipe_elsewhere / "beir")  # beside the recipe
+    assert values["idf_path"] == str(recipe_elsewhere / "idf.json")  # typed on the command line, from the cwd
+    assert values["teachers"][0]["model"] == str(recipe_elsewhere / "teacher")
+    assert values["teachers"][1]["model"] == "splade-tiny" and values["max_steps"] == 3
+    best = _write(tmp_path / "elsewhere" / "best_config.yaml", yaml.safe_dump(values))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = load_train_config(best)
+    assert cfg.data.train_file == str(recipe_elsewhere / "data" / "train.jsonl")
+    assert cfg.model.idf_path == str(recipe_elsewhere / "idf.json") and cfg.training.max_steps == 3

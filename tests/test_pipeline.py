@@ -137,7 +137,7 @@ BAD_CONFIGS = [
      "overrides may not set output_dir"),
     ({"student": {"recipe": str(ROOT / "configs" / "config_kd_precomputed.yaml"), "overrides": {"max_stpes": 1}}},
      "student (recipe"),
-    ({"student": {"recipe": str(ROOT / "configs" / "splade_scifact.yaml")}}, "needs loss kl or margin_mse"),
+    ({"student": {"recipe": str(ROOT / "configs" / "splade.yaml")}}, "needs loss kl or margin_mse"),
     ({"student": {"recipe": "missing.yaml"}}, "student: recipe missing.yaml not found"),
 ]  # fmt: skip
 

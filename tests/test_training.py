@@ -53,7 +53,7 @@ def _log_history(out: Path) -> list[dict]:
 
 
 def test_splade_training_moves_weights_and_logs_terms(train_file, tmp_path):
-    out = _run("splade_scifact.yaml", train_file, tmp_path / "out", save_steps=3)
+    out = _run("splade.yaml", train_file, tmp_path / "out", save_steps=3)
     before = load_file(str(Path(resolve_model_path("splade-tiny")) / "model.safetensors"))
     after = load_file(str(out / "model.safetensors"))
     key = "bert.encoder.layer.0.attention.self.query.weight"
@@ -66,7 +66,7 @@ def test_splade_training_moves_weights_and_logs_terms(train_file, tmp_path):
 
 
 def test_inference_free_training_computes_idf_and_skips_query_flops(train_file, tmp_path):
-    out = _run("inference_free_scifact.yaml", train_file, tmp_path / "out", save_steps=3,
+    out = _run("inference_free.yaml", train_file, tmp_path / "out", save_steps=3,
                train_idf=True, idf_learning_rate=0.5)
     idf = json.loads((out / "idf.json").read_text())
     assert len(idf) > 30000
@@ -83,7 +83,7 @@ def test_inference_free_training_computes_idf_and_skips_query_flops(train_file, 
 
 
 def test_dense_training_runs(train_file, tmp_path):
-    out = _run("dense_scifact.yaml", train_file, tmp_path / "out", save_steps=3, max_doc_length=32)
+    out = _run("dense.yaml", train_file, tmp_path / "out", save_steps=3, max_doc_length=32)
     assert json.loads((out / "sparse_tune.json").read_text())["head"] == "dense"
     assert "infonce" in [h for h in _log_history(out) if "loss" in h][0]
 
@@ -99,7 +99,7 @@ def test_torchrun_two_processes_on_cpu(train_file, tmp_path):
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
            f"--master_port={port}",
-           str(ROOT / "scripts" / "train_ir.py"), str(ROOT / "configs" / "splade_scifact.yaml"),
+           str(ROOT / "scripts" / "train_ir.py"), str(ROOT / "configs" / "splade.yaml"),
            "--train_file", str(train_file), "--beir_dir", "", "--eval_split", "null", "--eval_holdout", "null", "--output_dir", str(out), "--max_steps", "2",
            "--per_device_train_batch_size", "1", "--docs_per_query", "2", "--logging_steps", "1",
            "--save_steps", "2", "--max_doc_length", "32"]
@@ -132,7 +132,7 @@ def test_hugging_face_dataset_source(tmp_path):
 
 def test_cached_training_with_gradient_accumulation(train_file, tmp_path):
     """The GradCache step runs inside the Trainer's own backward (accumulation scales it through the hook)."""
-    out = _run("splade_scifact.yaml", train_file, tmp_path / "out", save_steps=2, max_steps=2,
+    out = _run("splade.yaml", train_file, tmp_path / "out", save_steps=2, max_steps=2,
                cached=True, mini_batch_size=1, gradient_accumulation_steps=2, max_doc_length=32)
     before = load_file(str(Path(resolve_model_path("splade-tiny")) / "model.safetensors"))
     after = load_file(str(out / "model.safetensors"))

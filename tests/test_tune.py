@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sparse_tune.cli.__main__ import main
+from sparse_tune.config import load_train_config
 from sparse_tune.experiments.study import base_verdict
 
 optuna = pytest.importorskip("optuna")
@@ -20,11 +22,13 @@ TINY = ["--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--logging
 SPACE = {"learning_rate": {"type": "float", "low": "1e-5", "high": "1e-3", "log": True}}
 
 
-def _tune(tmp_path: Path, trials: int, *extra: str) -> int:
+def _tune(
+    tmp_path: Path, trials: int, *extra: str, beir_dir: str = str(ROOT / "examples" / "scifact-mini")
+) -> int:
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
     args = ["tune", str(ROOT / "configs" / "quickstart.yaml"), "--space", str(space), "--trials", str(trials),
-            "--output", str(tmp_path / "tune"), "--beir_dir", str(ROOT / "examples" / "scifact-mini"), *TINY, *extra]  # fmt: skip
+            "--output", str(tmp_path / "tune"), "--beir_dir", beir_dir, *TINY, *extra]  # fmt: skip
     return main(args)
 
 
@@ -33,8 +37,9 @@ def _rows(tmp_path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_tune_writes_best_config_resumes_and_records_failures(tmp_path, capsys):
-    assert _tune(tmp_path, 2) == 0
+def test_tune_writes_best_config_resumes_and_records_failures(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the dataset given relative to the working directory, as users type it
+    assert _tune(tmp_path, 2, beir_dir=os.path.relpath(ROOT / "examples" / "scifact-mini")) == 0
     out = tmp_path / "tune"
     rows = _rows(tmp_path)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
@@ -48,6 +53,13 @@ def test_tune_writes_best_config_resumes_and_records_failures(tmp_path, capsys):
     best = yaml.safe_load((out / "best_config.yaml").read_text())
     assert best["learning_rate"] == pytest.approx(float(best_row["learning_rate"]))
     assert best["model_name_or_path"] == "splade-tiny" and "output_dir" not in best
+    # best_config.yaml loads from any folder: its local paths are absolute
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loaded = load_train_config(out / "best_config.yaml", {"output_dir": str(tmp_path / "again")})
+    assert loaded.data.beir_dir == best["beir_dir"] == str(ROOT / "examples" / "scifact-mini")
+    assert loaded.training.learning_rate == pytest.approx(float(best_row["learning_rate"]))
+    monkeypatch.undo()
     assert (out / "optimization_history.png").is_file() and (out / "study.db").is_file()
     assert not list(out.glob("trial-*/checkpoint-*"))  # trials keep their best model, not their checkpoints
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
-from sparse_tune.config import ConfigError, load_train_config
+from sparse_tune.config import ConfigError, absolute_recipe, load_train_config
 from sparse_tune.experiments.search_space import Param
 from sparse_tune.training.summary import base_metric, beats, read_summary
 
@@ -155,7 +155,9 @@ def write_trials_table(study: Any, path: Path) -> Path:
     names = sorted({k for t in study.trials for k in t.params})
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["number", "state", "value", "duration_s", *names, "best_step", "base", "kept", "error"])
+        writer.writerow(
+            ["number", "state", "value", "duration_s", *names, "best_step", "base", "kept", "error"]
+        )
         for t in study.trials:
             duration = t.duration.total_seconds() if t.duration is not None else ""
             writer.writerow(
@@ -225,7 +227,9 @@ def run_study(settings: TuneSettings) -> dict[str, Any]:
     if not complete:
         raise RuntimeError(f"no trial completed; errors are in {table}")
     best = study.best_trial
-    recipe = {**base.source, **best.params}
+    # Local paths made absolute: best_config.yaml lies in --output, not beside the recipe, and must
+    # load from any working directory.
+    recipe = absolute_recipe(settings.config, {**settings.overrides, **best.params})
     recipe.pop("output_dir", None)
     verdict = base_verdict(best.value, best.user_attrs.get("base"), base.training.greater_is_better)
     header = f"# best of study {settings.study_name!r}: {metric} {best.value:.4f} (trial {best.number}); {verdict}\n"
