@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce every scifact figure in README.md (CPU, ~1-2 h on 2 cores). Each step logs to
+# Reproduce every scifact figure in docs/results.md (CPU, ~1-2 h on 2 cores). Each step logs to
 # runs/exp/<step>.log and evaluations write runs/exp/<name>/results.json.
 # Usage: bash scripts/reproduce_scifact.sh [BEIR_SCIFACT_DIR]
 set -euo pipefail
@@ -50,7 +50,7 @@ step mine_bm25 sparse-tune mine --dataset "$DATA" --split train --method bm25 --
 train splade_mined configs/splade.yaml "${SPLADE_BEFORE[@]}" --train_file "$EXP/mined_bm25.jsonl"
 evaluate splade_mined --model "$EXP/splade_mined"
 
-# 4. Distillation (README "Distillation"): the InfoNCE inference-free recipe vs config_kd's student,
+# 4. Distillation (docs/results.md "Distillation"): the InfoNCE inference-free recipe vs config_kd's student,
 #    3 seeds each, checkpoints chosen on the 100 held-out training queries; config_kd's live teachers
 #    are run once here (sparse-tune score, the same per-group targets) and the student reads the file.
 step seeds_if_infonce sparse-tune seeds configs/inference_free.yaml --seeds 1 2 3 --dataset "$DATA" \
@@ -75,7 +75,7 @@ step report_kd sparse-tune score --input "$EXP/mined_kd_validation.jsonl" --outp
   --docs-per-query 8 --evaluate --teacher sparse:splade-tiny:0.3333 --teacher dense:minilm-l6:0.3333 \
   --teacher "bm25:$DATA:0.3333"
 
-# 4b. The SPLADE recipe table (README "SPLADE recipe"): 3 seeds each, checkpoints chosen on validation.
+# 4b. The SPLADE recipe table (docs/results.md "SPLADE recipe"): 3 seeds each, checkpoints chosen on validation.
 step seeds_splade sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
   --output "$EXP/seeds_splade"
 step seeds_splade_lr1e4 sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --dataset "$DATA" --split test \
@@ -85,7 +85,7 @@ step seeds_splade_lr5e5 sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --da
 step seeds_splade_random sparse-tune seeds configs/splade.yaml --seeds 1 2 3 --dataset "$DATA" \
   --split test --output "$EXP/seeds_splade_random" --mine_negatives null --docs_per_query 4 --learning_rate 5e-5
 
-# 5. Variations reported in README: inference-free learning rate and FLOPS weight; mining windows.
+# 5. Variations reported in docs/results.md: inference-free learning rate and FLOPS weight; mining windows.
 train if_lr2e4 configs/inference_free.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 2e-4
 evaluate if_lr2e4 --model "$EXP/if_lr2e4"
 train if_lowflops configs/inference_free.yaml "${BEFORE[@]}" --idf_path "$EXP/idf_scifact.json" --learning_rate 5e-5 \

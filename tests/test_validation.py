@@ -100,9 +100,7 @@ def test_validation_config_errors():
     with pytest.raises(ConfigError, match="eval_max_queries must be >= 1"):
         load_train_config(ROOT / "configs" / "quickstart.yaml", {"eval_split": "dev", "eval_max_queries": 0})
     with pytest.raises(ConfigError, match="eval_split: null, eval_holdout: null"):
-        load_train_config(
-            ROOT / "configs" / "splade.yaml", {"beir_dir": None, "train_file": "x.jsonl"}
-        )
+        load_train_config(ROOT / "configs" / "splade.yaml", {"beir_dir": None, "train_file": "x.jsonl"})
     with pytest.raises(ConfigError, match="needs validation"):
         load_train_config(ROOT / "configs" / "quickstart.yaml", {"early_stopping_patience": 2})
     with pytest.raises(ConfigError, match="eval_dir"):

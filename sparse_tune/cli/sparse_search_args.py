@@ -48,7 +48,7 @@ def add_ann_args(p: argparse.ArgumentParser, search: bool = True) -> None:
     ``search=False`` (``export``) keeps only the parameters written into the exported bodies,
     not the flags that choose how a run searches (index mode, key format, two-phase, compare).
     """
-    g = p.add_argument_group("OpenSearch approximate sparse search (3.3+ for seismic; see README)")
+    g = p.add_argument_group("OpenSearch approximate sparse search (3.3+ for seismic; see docs/guide.md)")
     if search:
         g.add_argument(
             "--sparse-index",
