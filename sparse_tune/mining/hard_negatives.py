@@ -173,12 +173,7 @@ def mine_hard_negatives(
 
     # Too few in the window: the next ranks below it, then random corpus documents (mining.shortfall).
     report = report if report is not None else ShortfallReport()
-    report.negatives, report.rank_range, report.fill_ranks, report.seed = (
-        n_negatives,
-        (lo, hi),
-        (hi + 1, 2 * hi),
-        seed,
-    )
+    report.start(n_negatives, (lo, hi), seed)
     short = [q for q, negs in picked.items() if len(negs) < n_negatives]
     report.short = len(short)
     if short:

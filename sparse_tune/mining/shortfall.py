@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from os import PathLike
 from pathlib import Path
 
@@ -40,6 +40,12 @@ class ShortfallReport:
     still_short: int = 0  # kept with fewer than ``negatives`` (the corpus has no more to give)
     dropped: int = 0  # queries with no negative at all, left out of the mined file
     seed: int = 0
+
+    def start(self, negatives: int, rank_range: tuple[int, int], seed: int) -> None:
+        """Begin a mining with these settings: every count back to 0, ranks below the window set."""
+        fresh = ShortfallReport(negatives, rank_range, (rank_range[1] + 1, 2 * rank_range[1]), seed=seed)
+        for f in fields(self):
+            setattr(self, f.name, getattr(fresh, f.name))
 
     def line(self) -> str:
         """One log line: how many queries were short and where their negatives came from."""
