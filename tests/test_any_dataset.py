@@ -270,9 +270,12 @@ def test_every_shipped_recipe_trains_on_data_that_is_not_scifact(recipe, shaped,
     assert "Traceback" not in log
     assert (out / "model.safetensors").is_file() or (out / "sparse_tune.json").is_file()
     if mines:
-        assert "mining: 25 of 25 queries got fewer than" in log
         report = json.loads((out / "mined.mining_report.json").read_text())
-        assert report["queries"] == 25 and report["short"] == 25 and report["dropped"] == 0
+        # ranks 20-200 hold no match for any query, 2-100 a few for one (the 45 documents match little)
+        assert report["queries"] == 25 and report["short"] >= 24 and report["dropped"] == 0
+        assert report["summary"] in log and report["summary"].startswith(
+            f"mining: {report['short']} of 25 queries"
+        )
     if validates:
         assert HOLDOUT_LINE in log
         held = json.loads((out / "validation_split.json").read_text())["query_ids"]
