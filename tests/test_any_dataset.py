@@ -290,3 +290,28 @@ def test_every_shipped_recipe_trains_on_data_that_is_not_scifact(recipe, shaped,
         assert HOLDOUT_LINE not in log
     if bm25:
         assert f"bm25 teacher: statistics of 45 documents of {shaped}" in log
+
+
+@pytest.mark.slow
+def test_the_distillation_pipeline_runs_on_data_that_is_not_scifact(shaped, tmp_path):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "configs" / "pipeline_kd.yaml").read_text(encoding="utf-8"))
+    small = {"max_steps": 2, "per_device_train_batch_size": 4, "max_doc_length": 32, "max_query_length": 16}
+    cfg["beir_dir"], cfg["output_dir"] = str(shaped), str(tmp_path / "out")
+    for teacher in cfg["teachers"]:
+        if teacher.get("recipe"):
+            teacher["recipe"] = str(ROOT / "configs" / teacher["recipe"])
+            teacher["overrides"] = {**teacher.get("overrides", {}), **small}
+    cfg["student"]["recipe"] = str(ROOT / "configs" / cfg["student"]["recipe"])
+    cfg["student"]["overrides"] = {**cfg["student"].get("overrides", {}), **small}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    done = _cli(["distill-pipeline", str(path)], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and HOLDOUT_LINE in done.stderr
+    out = tmp_path / "out"
+    for mined in ("mined", "mined_splade"):  # the candidates, and the splade teacher's own negatives
+        report = json.loads((out / f"{mined}.mining_report.json").read_text())["train"]
+        assert report["queries"] == 25 and report["short"] >= 24 and report["dropped"] == 0
+    assert f"bm25 teacher: statistics of 45 documents of {shaped}" in done.stderr
