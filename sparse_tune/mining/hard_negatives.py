@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from sparse_tune.index.base import IndexBackend
-from sparse_tune.mining.shortfall import ShortfallReport, random_fill
+from sparse_tune.mining.shortfall import ShortfallReport, fill_negatives
 from sparse_tune.types import Corpus, Run
 
 logger = logging.getLogger(__name__)
@@ -181,19 +181,15 @@ def mine_hard_negatives(
             backend, index, {q: queries[q] for q in short}, 2 * hi, method, model=model, batch_size=batch_size
         )
         for qid in short:
-            picked[qid] = _fill(
-                qid,
-                picked[qid],
-                _ranked(deeper.get(qid, {}), matched_only),
-                positives[qid],
-                queries[qid],
-                corpus,
-                text_of,
-                n_negatives,
-                rank_range,
-                seed,
-                report,
+            below_ranked = _ranked(deeper.get(qid, {}), matched_only)
+            # never a positive, nor a document ranked above the window (a likely unjudged positive)
+            excluded = set(positives[qid]) | set(below_ranked[: lo - 1])
+            banned = {text_of[d] for d in positives[qid]} | {queries[qid]}
+            rng = random.Random(f"{seed}:{qid}:fill")
+            picked[qid], n_ranks, n_random = fill_negatives(
+                picked[qid], below_ranked[hi:], excluded, banned, corpus, text_of, n_negatives, rng
             )
+            report.count(len(picked[qid]), n_ranks, n_random)
     examples: list[dict[str, Any]] = []
     for qid, neg_ids in picked.items():
         if not neg_ids:
@@ -221,41 +217,3 @@ def _duplicates(
     """0-based positions in ``ranked`` whose text equals a positive's or the query (never negatives)."""
     banned = {text_of[d] for d in pos_ids} | {query}
     return [r for r, d in enumerate(ranked) if text_of.get(d) in banned]
-
-
-def _fill(
-    qid: str,
-    negs: list[str],
-    deeper: list[str],
-    pos_ids: list[str],
-    query: str,
-    corpus: Corpus,
-    text_of: Mapping[str, str],
-    n_negatives: int,
-    rank_range: tuple[int, int],
-    seed: int,
-    report: ShortfallReport,
-) -> list[str]:
-    """``negs`` topped up to ``n_negatives``: ranks ``hi+1..`` of ``deeper`` in order, then random documents."""
-    lo, hi = rank_range
-    banned_texts = {text_of[d] for d in pos_ids} | {query}
-    above = set(deeper[: lo - 1])  # ranked above the window: likely unjudged positives, never negatives
-    taken = set(negs) | set(pos_ids) | above
-    out = list(negs)
-    from_ranks = [d for d in deeper[hi:] if d not in taken and text_of[d] not in banned_texts]
-    from_ranks = from_ranks[: n_negatives - len(out)]
-    out += from_ranks
-    taken.update(from_ranks)
-    report.from_ranks += bool(from_ranks)
-    if len(out) < n_negatives:
-        rng = random.Random(f"{seed}:{qid}:fill")
-        rows = random_fill(
-            len(corpus),
-            lambda j: corpus.ids[j] not in taken and corpus.texts[j] not in banned_texts,
-            n_negatives - len(out),
-            rng,
-        )
-        out += [corpus.ids[j] for j in rows]
-        report.from_random += bool(rows)
-    report.still_short += 0 < len(out) < n_negatives
-    return out

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from os import PathLike
 from pathlib import Path
 
-__all__ = ["ShortfallReport", "random_fill", "report_path", "write_report"]
+from sparse_tune.types import Corpus
+
+__all__ = ["ShortfallReport", "fill_negatives", "random_fill", "report_path", "write_report"]
 
 
 @dataclass
@@ -46,6 +48,12 @@ class ShortfallReport:
         fresh = ShortfallReport(negatives, rank_range, (rank_range[1] + 1, 2 * rank_range[1]), seed=seed)
         for f in fields(self):
             setattr(self, f.name, getattr(fresh, f.name))
+
+    def count(self, kept: int, from_ranks: int, from_random: int) -> None:
+        """Note one short query after filling: ``kept`` negatives, how many came from each source."""
+        self.from_ranks += from_ranks > 0
+        self.from_random += from_random > 0
+        self.still_short += 0 < kept < self.negatives
 
     def line(self) -> str:
         """One log line: how many queries were short and where their negatives came from."""
@@ -72,6 +80,36 @@ class ShortfallReport:
             "fill_ranks": list(self.fill_ranks),
             "summary": self.line(),
         }
+
+
+def fill_negatives(
+    negatives: list[str],
+    below: list[str],
+    excluded: set[str],
+    banned_texts: set[str],
+    corpus: Corpus,
+    text_of: Mapping[str, str],
+    n: int,
+    rng: random.Random,
+) -> tuple[list[str], int, int]:
+    """``negatives`` (ids) topped up to ``n``: ``below`` in order, then random corpus documents.
+
+    ``below`` holds the ids ranked below the window, best first; ``text_of`` maps the corpus
+    ids to their texts (built once by the caller). Neither source adds an id in
+    ``excluded`` (positives, documents ranked above the window), a text in ``banned_texts``
+    (a positive's or the query's) or an id already there. Returns (ids, how many came from
+    ``below``, how many at random); fewer than ``n`` only when the corpus has no more.
+    """
+    taken = set(negatives) | excluded
+    from_ranks = [d for d in below if d not in taken and text_of[d] not in banned_texts][: n - len(negatives)]
+    taken.update(from_ranks)
+    rows = random_fill(
+        len(corpus),
+        lambda j: corpus.ids[j] not in taken and corpus.texts[j] not in banned_texts,
+        n - len(negatives) - len(from_ranks),
+        rng,
+    )
+    return [*negatives, *from_ranks, *(corpus.ids[j] for j in rows)], len(from_ranks), len(rows)
 
 
 def random_fill(
