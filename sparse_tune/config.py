@@ -679,7 +679,10 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     # Steps the user did not give follow the ones they did (--max_steps 3 alone must still run).
     from sparse_tune.step_schedule import reconcile_steps
 
-    adjusted = reconcile_steps(targs, set(overrides))
+    try:
+        adjusted = reconcile_steps(targs, set(overrides))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if adjusted:
         logger.info(adjusted)
     try:

@@ -12,7 +12,8 @@ the user did not give are derived from the ones they did:
   save at every evaluation (so the checkpoint to keep exists);
 - ``save_steps`` not a multiple of ``eval_steps``: save at every evaluation, or, when only
   ``save_steps`` was given, evaluate at every save;
-- both given and inconsistent: a one-line :class:`~sparse_tune.config.ConfigError` naming the fix.
+- both given and inconsistent: a one-line ``ValueError`` naming the fix (a ``ConfigError`` from
+  :func:`~sparse_tune.config.load_train_config`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,8 @@ def reconcile_steps(targs: dict[str, Any], given: Collection[str]) -> str | None
 
     ``given`` holds the keys the user set on the command line (the recipe's values are
     defaults that adapt). Returns a one-line description of what changed, or ``None``.
-    Raises ``ConfigError`` when the user's own ``save_steps`` and ``eval_steps`` contradict.
+    Raises ``ValueError`` when the user's own ``save_steps`` and ``eval_steps`` contradict.
     """
-    from sparse_tune.config import ConfigError
-
     if not targs.get("load_best_model_at_end") or _strategy(targs.get("eval_strategy")) != "steps":
         return None
     if _strategy(targs.get("save_strategy", "steps")) != "steps":
@@ -62,7 +61,7 @@ def reconcile_steps(targs: dict[str, Any], given: Collection[str]) -> str | None
         reasons.append("saving at every evaluation, as keeping the best checkpoint needs")
     elif sv % ev:
         if "save_steps" in given and "eval_steps" in given:
-            raise ConfigError(
+            raise ValueError(
                 f"save_steps={sv} is not a multiple of eval_steps={ev}, but the best checkpoint is kept "
                 f"(load_best_model_at_end), which needs a save at evaluations: pass --save_steps {ev} (or a "
                 "multiple of it), or --load_best_model_at_end false"
