@@ -55,6 +55,8 @@ def mining_inputs(data: DataConfig, loaded: BeirSplit) -> dict[str, Any]:
         "qrels": hashlib.sha256(json.dumps(qrels, sort_keys=True).encode()).hexdigest()[:16],
         # A local checkpoint may be retrained in place; a registered name or hub id is fixed weights.
         "model": fingerprint_model(spec.model) if spec.model else None,
+        # Files mined before short queries were filled (mining.shortfall) are mined again.
+        "shortfall": "filled",
     }
 
 
