@@ -206,11 +206,13 @@ class TeacherConfig:
     ``dense`` and ``sparse`` teachers are bi-encoders (any checkpoint ``load_model`` reads);
     ``cross_encoder`` is an ``AutoModelForSequenceClassification`` reranker that reads each
     (query, document) pair together; ``bm25`` is lexical BM25 whose ``model`` is the corpus
-    (BEIR folder or corpus JSONL) that gives its statistics.
+    (BEIR folder or corpus JSONL) that gives its statistics. A bm25 teacher without ``model``
+    takes the recipe's ``beir_dir`` (set by :func:`load_train_config`), so a recipe's teacher
+    follows ``--beir_dir`` to whatever dataset the run trains on.
     """
 
     type: Literal["dense", "sparse", "cross_encoder", "bm25"]
-    model: str = field(metadata={"path": "name_or_path"})
+    model: Optional[str] = field(default=None, metadata={"path": "name_or_path"})
     weight: float = 1.0
 
     def __post_init__(self) -> None:
@@ -218,6 +220,8 @@ class TeacherConfig:
             raise ConfigError(
                 f"unknown teacher type {self.type!r}: expected one of {', '.join(TEACHER_TYPES)}"
             )
+        if self.model is None and self.type == "bm25":
+            return  # the training corpus, filled in once the recipe's beir_dir is known
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"teacher model must be a non-empty name or path, got {self.model!r}")
         if not math.isfinite(self.weight) or self.weight < 0:
@@ -295,8 +299,11 @@ class LossConfig:
                 teachers.append(t)
             elif isinstance(t, dict):
                 unknown = set(t) - {"type", "model", "weight"}
-                if unknown or "type" not in t or "model" not in t:
-                    raise ConfigError(f"teacher {t} must have keys type, model and optionally weight")
+                if unknown or "type" not in t or ("model" not in t and t["type"] != "bm25"):
+                    raise ConfigError(
+                        f"teacher {t} must have keys type, model and optionally weight (model is optional "
+                        "for bm25: the training corpus, beir_dir)"
+                    )
                 teachers.append(TeacherConfig(**t))
             else:
                 raise ConfigError(f"teacher must be a mapping, got {t!r}")
@@ -770,10 +777,24 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     lr = targs.get("learning_rate")
     if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0):
         raise ConfigError(f"learning_rate must be a number >= 0, got {lr!r}")
+    # Steps the user did not give follow the ones they did (--max_steps 3 alone must still run).
+    from sparse_tune.step_schedule import reconcile_steps
+
+    try:
+        adjusted = reconcile_steps(targs, set(overrides))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if adjusted:
+        logger.info(adjusted)
     try:
         training = TrainingArguments(**targs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"training arguments: {exc}") from None
+    for teacher in loss.teachers:
+        if teacher.type == "bm25" and teacher.model is None:
+            if not data.beir_dir:
+                raise ConfigError("a bm25 teacher without model uses beir_dir's corpus: set beir_dir or its model")
+            teacher.model = data.beir_dir  # the corpus the run trains on, whatever --beir_dir says
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
     if evaluation.enabled and not (evaluation.eval_dir or data.beir_dir):

@@ -163,11 +163,21 @@ EXAMPLES = [
 
 def test_groups_have_fixed_size_positive_first_and_are_deterministic():
     groups = make_groups(EXAMPLES, docs_per_query=3, seed=0)
-    assert [len(g["docs"]) for g in groups] == [3, 3]
-    assert groups[0]["docs"][0] in {"p1a", "p1b"}
-    assert len(set(groups[0]["docs"][1:])) == 2 and set(groups[0]["docs"][1:]) <= {"n1", "n2", "n3", "n4"}
-    assert groups[1]["docs"] == ["p2", "m1", "m1"]  # too few negatives: reused
+    assert [len(g["docs"]) for g in groups] == [3, 3, 3]
+    # one group per positive: q1 trains on both of its positives every epoch
+    assert [(g["query"], g["docs"][0]) for g in groups] == [("q1", "p1a"), ("q1", "p1b"), ("q2", "p2")]
+    for g in groups[:2]:
+        assert len(set(g["docs"][1:])) == 2 and set(g["docs"][1:]) <= {"n1", "n2", "n3", "n4"}
+    assert groups[2]["docs"] == ["p2", "m1", "m1"]  # too few negatives: reused
     assert make_groups(EXAMPLES, 3, seed=0) == groups
+
+
+def test_many_positives_each_get_a_group_and_a_repeated_positive_counts_once():
+    ten = [f"p{i}" for i in range(10)]
+    ex = [{"query": "q", "pos": [*ten, "p3"], "neg": ["n1", "n2", "n3"]}]
+    groups = make_groups(ex, docs_per_query=2, seed=0)
+    assert [g["docs"][0] for g in groups] == ten
+    assert all(g["docs"][1] in {"n1", "n2", "n3"} for g in groups)
 
 
 def test_groups_fill_from_corpus_without_positives():
@@ -194,3 +204,4 @@ def test_load_training_dataset(tmp_path):
     assert ds[1] == {"query": "q2", "pos": ["p2"], "neg": ["m1"]}
     grouped = load_training_dataset(path, docs_per_query=2, seed=1)
     assert grouped.column_names == ["query", "docs"] and all(len(d) == 2 for d in grouped["docs"])
+    assert len(grouped) == 3  # one group per positive

@@ -86,6 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.formats import write_training_jsonl
     from sparse_tune.mining.beir import mine_beir_split
+    from sparse_tune.mining.shortfall import ShortfallReport, write_report
 
     if args.method == "model" and not args.model:
         raise ValueError("--method model needs --model")
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         logger.warning(
             "--reuse-index is deprecated: a complete index is reused by default; --reindex rebuilds it"
         )
+    report = ShortfallReport()
     examples = mine_beir_split(
         args.dataset,
         args.split,
@@ -107,11 +109,13 @@ def run(args: argparse.Namespace) -> int:
         random_negatives=args.random_negatives,
         reindex=args.reindex,
         batch_size=args.batch_size,
+        report=report,
     )
     n = write_training_jsonl(args.output, examples)
     if args.method == "random":
         print(f"wrote {n} examples with {args.negatives} random corpus negatives each to {args.output}")
         return 0
+    write_report(args.output, report)  # <output stem>.mining_report.json: how short queries were filled
     n_neg = sum(len(e["neg"]) for e in examples)
     print(
         f"wrote {n} examples ({n_neg / max(n, 1):.1f} negatives per query, ranks "

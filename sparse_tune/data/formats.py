@@ -203,9 +203,12 @@ def make_groups(
     """Turn examples into fixed-size groups ``{"query", "docs": [pos, neg_1, ..., neg_{G-1}]}``.
 
     The contrastive losses need the same group size ``G`` for every query (docs of
-    query ``i`` are rows ``i*G:(i+1)*G``). Per example: one positive drawn at random,
-    then ``G-1`` negatives drawn without replacement from its own negatives; only if
-    it has too few are they reused (every negative appears at least once first). An
+    query ``i`` are rows ``i*G:(i+1)*G``) and read the first document as the positive.
+    A query judged relevant to many documents trains on all of them: one group per
+    positive (in the example's order), so each step sees one positive of the query and
+    every positive is seen once per epoch. Per group, ``G-1`` negatives are drawn
+    without replacement from the example's negatives; only if it has too few are they
+    reused (every negative appears at least once first). An
     example with no negatives borrows random corpus documents that are not among its
     positives when ``corpus_texts`` is given; otherwise that is a ``DataError``.
     Deterministic for a given ``seed``.
@@ -216,33 +219,43 @@ def make_groups(
     n_neg = docs_per_query - 1
     groups: list[dict[str, Any]] = []
     for i, ex in enumerate(examples):
-        pos = rng.choice(ex["pos"])
-        negs = list(ex.get("neg") or [])
-        if n_neg == 0:
-            chosen: list[str] = []
-        elif len(negs) >= n_neg:
-            chosen = rng.sample(negs, n_neg)
-        elif negs:
-            chosen = rng.sample(negs, len(negs)) + rng.choices(negs, k=n_neg - len(negs))
-        elif corpus_texts:
-            chosen = _corpus_negatives(corpus_texts, set(ex["pos"]), n_neg, rng)
-            if chosen is None:
-                raise DataError(
-                    "<training examples>",
-                    i + 1,
-                    f"docs_per_query={docs_per_query}: example has no negatives and the corpus has no "
-                    "document that is not one of its positives",
-                )
-        else:
+        for pos in dict.fromkeys(ex["pos"]):  # a positive listed twice is still one positive
+            groups.append(
+                {"query": ex["query"], "docs": [pos, *_negatives_for(ex, i, n_neg, rng, corpus_texts)]}
+            )
+    return groups
+
+
+def _negatives_for(
+    ex: Example, i: int, n_neg: int, rng: random.Random, corpus_texts: Sequence[str] | None
+) -> list[str]:
+    """``n_neg`` negatives of example ``i`` for one group (see :func:`make_groups`)."""
+    docs_per_query = n_neg + 1
+    negs = list(ex.get("neg") or [])
+    if n_neg == 0:
+        chosen: list[str] = []
+    elif len(negs) >= n_neg:
+        chosen = rng.sample(negs, n_neg)
+    elif negs:
+        chosen = rng.sample(negs, len(negs)) + rng.choices(negs, k=n_neg - len(negs))
+    elif corpus_texts:
+        chosen = _corpus_negatives(corpus_texts, set(ex["pos"]), n_neg, rng)
+        if chosen is None:
             raise DataError(
                 "<training examples>",
                 i + 1,
-                f"docs_per_query={docs_per_query} needs {n_neg} negative(s) per query but this example has "
-                "none; mine hard negatives (`sparse-tune mine`), pass a corpus to fill with random "
-                "documents, or use docs_per_query=1",
+                f"docs_per_query={docs_per_query}: example has no negatives and the corpus has no "
+                "document that is not one of its positives",
             )
-        groups.append({"query": ex["query"], "docs": [pos, *chosen]})
-    return groups
+    else:
+        raise DataError(
+            "<training examples>",
+            i + 1,
+            f"docs_per_query={docs_per_query} needs {n_neg} negative(s) per query but this example has "
+            "none; mine hard negatives (`sparse-tune mine`), pass a corpus to fill with random "
+            "documents, or use docs_per_query=1",
+        )
+    return chosen
 
 
 def _corpus_negatives(

@@ -5,6 +5,11 @@ where the dataset has it (training keeps every training query) and holds out 100
 queries where it does not, so one recipe does the right thing on scifact (no dev split) and
 on fiqa or nfcorpus (a dev split). A large split is cut to ``max_queries`` by seed.
 
+``eval_holdout`` is a ceiling, not a demand: a small dataset cannot give 100 queries to
+validation and still train, so at most :data:`HOLDOUT_MAX_FRACTION` of the judged training
+queries are held out, at least :data:`HOLDOUT_MIN` where that leaves training the larger part,
+and never more than half (:func:`holdout_size`); the run says so in one line.
+
 Every draw depends only on the set of query ids and the seed (ids are sorted before
 drawing), so the same recipe always validates on the same queries, whatever order the
 qrels file lists them in. The split is written next to the model so a reader can check
@@ -22,6 +27,12 @@ from os import PathLike
 from sparse_tune.types import Corpus, Qrels
 
 logger = logging.getLogger(__name__)
+
+#: ``eval_holdout`` is capped at this fraction of the judged training queries ...
+HOLDOUT_MAX_FRACTION = 0.2
+#: ... but not below this many (a smaller validation set is too noisy to choose a checkpoint) ...
+HOLDOUT_MIN = 5
+# ... and never above half of them: training keeps the larger part.
 
 #: Written to the run folder by training: where the validation queries came from, and their ids.
 SPLIT_FILE = "validation_split.json"
@@ -60,6 +71,22 @@ class ValidationSplit:
         return ""
 
 
+def holdout_size(asked: int, available: int) -> int:
+    """How many of ``available`` judged training queries to hold out when ``asked`` for ``asked``.
+
+    ``min(asked, max(HOLDOUT_MIN, 20% of available), half of available)``: 100 of scifact's 809
+    stay 100; 5 of 26; 3 of 6. Raises ``ValueError`` when not even one query can be held out.
+    """
+    n = min(asked, max(HOLDOUT_MIN, int(available * HOLDOUT_MAX_FRACTION)), available // 2)
+    if n < 1:
+        raise ValueError(
+            f"eval_holdout: {available} judged training query(ies) are too few to hold one out and still "
+            "train; add a dev split (qrels/dev.tsv), or train without validation (eval_split: null, "
+            "eval_holdout: null)"
+        )
+    return n
+
+
 def holdout_query_ids(query_ids: Iterable[str], n: int, seed: int) -> list[str]:
     """``n`` ids drawn with ``seed`` from ``query_ids`` (sorted first, so input order does not matter)."""
     pool = sorted(set(query_ids))
@@ -80,6 +107,9 @@ def load_validation_split(
 ) -> ValidationSplit:
     """The validation split of ``folder``: its qrels ``split``, or ``holdout`` queries of ``train_split``.
 
+    ``holdout`` is a ceiling (:func:`holdout_size`). Only queries with a judged-relevant document
+    (grade > 0) validate: a query whose rows are all 0 has no nDCG to measure.
+
     With both, ``split`` is used when the folder has it (and it is not the training split),
     ``holdout`` otherwise. ``max_queries`` caps a split's judged queries (drawn by ``seed``),
     so a large dev split does not slow every evaluation; a holdout is already its own size.
@@ -88,18 +118,37 @@ def load_validation_split(
 
     if split is None and holdout is None:
         raise ValueError("give split (a BEIR split), holdout (N training queries) or both")
+    why = ""
     if split is not None and holdout is not None:
         if split == train_split or not has_split(folder, split):
             why = "it is the training split" if split == train_split else f"{folder} has no qrels/{split}.tsv"
-            logger.info("validation: not on %r (%s); holding out %d training queries", split, why, holdout)
+            why = f"not on {split!r} ({why}); "
             split = None
     name = split if split is not None else train_split
     corpus, queries, qrels = load_beir(folder, name)
     judged = [q for q, rels in qrels.items() if any(s > 0 for s in rels.values())]
     if split is None:
-        chosen, extra = holdout_query_ids(judged, holdout, seed), {"holdout": holdout, "seed": seed}
+        n = holdout_size(holdout, len(judged))
+        if why or n < holdout:
+            capped = (
+                f" (eval_holdout={holdout} is a ceiling: at most {round(100 * HOLDOUT_MAX_FRACTION)}%, at "
+                f"least {HOLDOUT_MIN}, at most half)"
+                if n < holdout
+                else ""
+            )
+            logger.info(
+                "validation: %sholding out %d of %d judged training queries%s; training on the other %d",
+                why,
+                n,
+                len(judged),
+                capped,
+                len(judged) - n,
+            )
+        chosen, extra = holdout_query_ids(judged, n, seed), {"holdout": n, "seed": seed}
     elif max_queries is None or max_queries >= len(judged):
-        return ValidationSplit(str(folder), split, corpus, queries, qrels)
+        if len(judged) == len(qrels):
+            return ValidationSplit(str(folder), split, corpus, queries, qrels)
+        chosen, extra = judged, {}
     else:
         chosen = holdout_query_ids(judged, max_queries, seed)  # the same draw, from the split
         extra = {"seed": seed, "drawn_from": len(judged)}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sparse_tune.mining.hard_negatives import mine_hard_negatives
+from sparse_tune.mining.shortfall import ShortfallReport
 from sparse_tune.types import BeirSplit
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,13 @@ def mine_beir_split(
     reindex: bool = False,
     batch_size: int = 64,
     loaded: BeirSplit | None = None,
+    report: ShortfallReport | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` examples for every judged query of ``split`` of a BEIR folder.
 
     :func:`mine_beir_splits` for one split (see there for the settings); ``loaded`` is the split as
-    :func:`~sparse_tune.data.beir.load_beir` returned it, for a caller that already read it.
+    :func:`~sparse_tune.data.beir.load_beir` returned it, for a caller that already read it;
+    ``report`` receives how short queries were filled (bm25 / model methods).
     """
     return mine_beir_splits(
         dataset,
@@ -92,6 +95,7 @@ def mine_beir_split(
         reindex=reindex,
         batch_size=batch_size,
         loaded=None if loaded is None else {split: loaded},
+        reports=None if report is None else {split: report},
     )[split]
 
 
@@ -132,6 +136,7 @@ def mine_beir_splits(
     reindex: bool = False,
     batch_size: int = 64,
     loaded: Mapping[str, BeirSplit] | None = None,
+    reports: dict[str, ShortfallReport] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """``{split: examples}``: ``{"query", "pos", "neg"}`` for every judged query of each split of a BEIR folder.
 
@@ -146,7 +151,9 @@ def mine_beir_splits(
     ones mining it alone gives: negatives are drawn per query and per split with ``seed``.
     ``loaded`` holds splits as :func:`~sparse_tune.data.beir.load_beir` returned them, for a
     caller that already read them (a large corpus is then not parsed again); the others are
-    read over the same corpus.
+    read over the same corpus. ``reports``, when given, receives each hard-mined split's
+    :class:`~sparse_tune.mining.shortfall.ShortfallReport` (queries topped up below the window;
+    an entry already there is filled in).
     """
     from sparse_tune.data.beir import beir_training_examples
     from sparse_tune.index import get_backend
@@ -174,6 +181,7 @@ def mine_beir_splits(
     engine = get_backend(backend, **(backend_options or {}))
     mined: dict[str, list[dict[str, Any]]] = {}
     for split, (_, queries, qrels) in read.items():
+        report = ShortfallReport() if reports is None else reports.setdefault(split, ShortfallReport())
         examples = mine_hard_negatives(
             engine,
             index,
@@ -187,6 +195,7 @@ def mine_beir_splits(
             seed=seed,
             reuse_index=bool(mined) or not reindex,  # ``reindex`` rebuilds once, for the first split
             batch_size=batch_size,
+            report=report,
         )
         if random_negatives > 0:
             examples = add_random_negatives(examples, dataset, split, random_negatives, seed, read[split])

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from sparse_tune.index.base import IndexBackend
+from sparse_tune.mining.shortfall import ShortfallReport, fill_negatives
 from sparse_tune.types import Corpus, Run
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ def mine_hard_negatives(
     seed: int = 42,
     reuse_index: bool = False,
     batch_size: int = 64,
+    report: ShortfallReport | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` training examples (texts) with mined hard negatives.
 
@@ -132,7 +134,9 @@ def mine_hard_negatives(
     text or the query (duplicates are common in web corpora), nor, for BM25 and sparse
     models, a document with score 0 (OpenSearch would not return it: it shares no term
     with the query, so it is a random negative, not a hard one). A query whose window
-    holds fewer candidates gets fewer negatives (logged); ``make_groups`` tops them up.
+    holds fewer candidates is topped up from the ranks below the window, then with random
+    corpus documents (:mod:`sparse_tune.mining.shortfall`); one with no negative at all is
+    dropped. ``report``, when given, receives the counts (also logged as one line).
     The index is rebuilt unless ``reuse_index`` and the backend already has it.
     """
     lo, hi = rank_range
@@ -157,28 +161,59 @@ def mine_hard_negatives(
     # term (BM25) or a token (sparse vectors) with the query; keep the two backends' lists equal.
     matched_only = method == "bm25" or getattr(model, "kind", None) == "sparse"
     text_of = dict(zip(corpus.ids, corpus.texts, strict=True))
-    examples: list[dict[str, Any]] = []
-    short = 0
+    picked: dict[str, list[str]] = {}
     for qid, pos_ids in positives.items():
         missing = [d for d in pos_ids if d not in text_of]
         if missing:
             raise ValueError(f"query '{qid}': positive id '{missing[0]}' is not in the corpus")
-        pos_texts = [text_of[d] for d in pos_ids]
-        banned = set(pos_texts) | {queries[qid]}
-        hits = run.get(qid, {})  # runs are ordered best first
-        ranked = [d for d, score in hits.items() if score > 0] if matched_only else list(hits)
-        duplicates = [r for r, d in enumerate(ranked) if text_of.get(d) in banned]
+        ranked = _ranked(run.get(qid, {}), matched_only)
+        duplicates = _duplicates(ranked, text_of, pos_ids, queries[qid])
         rng = random.Random(f"{seed}:{qid}")
-        neg_ids = sample_negatives(ranked, pos_ids, n_negatives, rank_range, rng, exclude=duplicates)
-        short += len(neg_ids) < n_negatives
-        examples.append({"query": queries[qid], "pos": pos_texts, "neg": [text_of[d] for d in neg_ids]})
+        picked[qid] = sample_negatives(ranked, pos_ids, n_negatives, rank_range, rng, exclude=duplicates)
+
+    # Too few in the window: the next ranks below it, then random corpus documents (mining.shortfall).
+    report = report if report is not None else ShortfallReport()
+    report.start(n_negatives, (lo, hi), seed)
+    short = [q for q, negs in picked.items() if len(negs) < n_negatives]
+    report.short = len(short)
     if short:
-        logger.warning(
-            "mining: %d of %d queries got fewer than %d negatives in ranks %d-%d",
-            short,
-            len(examples),
-            n_negatives,
-            lo,
-            hi,
+        deeper = retrieve(
+            backend, index, {q: queries[q] for q in short}, 2 * hi, method, model=model, batch_size=batch_size
+        )
+        for qid in short:
+            below_ranked = _ranked(deeper.get(qid, {}), matched_only)
+            # never a positive, nor a document ranked above the window (a likely unjudged positive)
+            excluded = set(positives[qid]) | set(below_ranked[: lo - 1])
+            banned = {text_of[d] for d in positives[qid]} | {queries[qid]}
+            rng = random.Random(f"{seed}:{qid}:fill")
+            picked[qid], n_ranks, n_random = fill_negatives(
+                picked[qid], below_ranked[hi:], excluded, banned, corpus, text_of, n_negatives, rng
+            )
+            report.count(len(picked[qid]), n_ranks, n_random)
+    examples: list[dict[str, Any]] = []
+    for qid, neg_ids in picked.items():
+        if not neg_ids:
+            report.dropped += 1
+            continue
+        pos_texts = [text_of[d] for d in positives[qid]]
+        examples.append({"query": queries[qid], "pos": pos_texts, "neg": [text_of[d] for d in neg_ids]})
+    report.queries = len(examples)
+    (logger.warning if report.short or report.dropped else logger.info)(report.line())
+    if not examples:
+        raise ValueError(
+            f"mining: none of the {len(picked)} queries has a negative: the corpus holds only their positives"
         )
     return examples
+
+
+def _ranked(hits: Mapping[str, float], matched_only: bool) -> list[str]:
+    """A run's ids best first; only documents that match the query when the backend would return only those."""
+    return [d for d, score in hits.items() if score > 0] if matched_only else list(hits)
+
+
+def _duplicates(
+    ranked: list[str], text_of: Mapping[str, str], pos_ids: Iterable[str], query: str
+) -> list[int]:
+    """0-based positions in ``ranked`` whose text equals a positive's or the query (never negatives)."""
+    banned = {text_of[d] for d in pos_ids} | {query}
+    return [r for r, d in enumerate(ranked) if text_of.get(d) in banned]

@@ -21,6 +21,7 @@ from sparse_tune.data.formats import read_training_jsonl, write_training_jsonl
 from sparse_tune.data.holdout import SPLIT_FILE, ValidationSplit, load_validation_split
 from sparse_tune.fsio import atomic_write_text
 from sparse_tune.mining.beir import mine_beir_splits
+from sparse_tune.mining.shortfall import ShortfallReport, write_report
 from sparse_tune.pipeline.config import MiningSpec, PipelineConfig, TeacherSpec
 from sparse_tune.training.teachers import TeacherEnsemble
 from sparse_tune.types import BeirSplit
@@ -111,19 +112,24 @@ class Workspace:
             for name in names
         }
 
-    def _mine(self, spec: MiningSpec, validation: bool = False) -> tuple[list[dict], list[dict]]:
+    def _mine(
+        self, spec: MiningSpec, validation: bool = False, reports: dict | None = None
+    ) -> tuple[list[dict], list[dict]]:
         """(rows of training queries, rows of validation queries) mined with ``spec``.
 
         Queries held out of the train split are told apart by text (as training excludes them),
         so one mining gives both. A validation split of its own (``eval_split``) is mined only
         when ``validation`` asks for its rows, together with the train split (one index for both),
-        and every training query is then a training row.
+        and every training query is then a training row. ``reports`` receives each split's
+        :class:`~sparse_tune.mining.shortfall.ShortfallReport`.
         """
         val = self.validation_split()
         chosen = set(val.queries.values())
         train = self.cfg.train_split
         splits = [train] if val.holdout or not validation else [train, val.split]
-        mined = mine_beir_splits(self.cfg.beir_dir, splits, loaded=self._splits(splits), **spec.mine_kwargs())
+        mined = mine_beir_splits(
+            self.cfg.beir_dir, splits, loaded=self._splits(splits), reports=reports, **spec.mine_kwargs()
+        )
         rows = mined[train]
         if val.holdout:
             return [e for e in rows if e["query"] not in chosen], [e for e in rows if e["query"] in chosen]
@@ -133,18 +139,24 @@ class Workspace:
 
     def mine_candidates(self) -> list[Path]:
         """mined.jsonl (training queries) and mined_validation.jsonl (validation queries), plus the split."""
-        train_rows, validation_rows = self._mine(self.cfg.mining, validation=True)
+        reports: dict[str, ShortfallReport] = {}
+        train_rows, validation_rows = self._mine(self.cfg.mining, validation=True, reports=reports)
         f = self.files
         write_training_jsonl(f.mined, train_rows)
+        if reports:
+            write_report(f.mined, reports)
         write_training_jsonl(f.mined_validation, validation_rows)
         atomic_write_text(f.validation_split, json.dumps(self.validation_split().to_json(), indent=2) + "\n")
         return [f.mined, f.mined_validation, f.validation_split]
 
     def mine_for_teacher(self, spec: TeacherSpec) -> list[Path]:
         """mined_NAME.jsonl: the teacher's own hard negatives, training queries only."""
-        train_rows, _ = self._mine(self.cfg.teacher_mining(spec))
+        reports: dict[str, ShortfallReport] = {}
+        train_rows, _ = self._mine(self.cfg.teacher_mining(spec), reports=reports)
         path = self.cfg.teacher_mined_file(spec.name)
         write_training_jsonl(path, train_rows)
+        if reports:
+            write_report(path, reports)
         return [path]
 
     # -- teachers and student --------------------------------------------------------------------

@@ -11,10 +11,14 @@ BM25 index (and, up to Lucene's one-byte length encoding, OpenSearch's ``match``
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from sparse_tune.data.beir import load_corpus_any
 from sparse_tune.index.bm25 import BM25Index
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["BM25Teacher"]
 
@@ -31,6 +35,8 @@ class BM25Teacher:
             raise ValueError(f"bm25 teacher: corpus {corpus_path} is empty")
         self.index = BM25Index(corpus.texts)
         self.device = device
+        # Named in the log: its statistics must be those of the corpus the run trains on.
+        logger.info("bm25 teacher: statistics of %d documents of %s", len(corpus.texts), corpus_path)
 
     def parameters(self):
         return iter(())

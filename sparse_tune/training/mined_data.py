@@ -6,7 +6,9 @@ command (:func:`~sparse_tune.mining.beir.mine_beir_split`, :func:`write_training
 ``OUTPUT_DIR/mined.jsonl`` is byte for byte the file the command writes with the same settings,
 and is then read exactly as a ``train_file``. A sidecar records what the file was mined from
 (settings, split, fingerprints of corpus, queries, qrels and a local model) and the file's own
-hash: a rerun or a resumed run reuses the file only while all of that still holds.
+hash: a rerun or a resumed run reuses the file only while all of that still holds. How queries
+short of negatives in the rank window were filled is written beside it
+(``mined.mining_report.json``, see :mod:`sparse_tune.mining.shortfall`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def mining_inputs(data: DataConfig, loaded: BeirSplit) -> dict[str, Any]:
         "qrels": hashlib.sha256(json.dumps(qrels, sort_keys=True).encode()).hexdigest()[:16],
         # A local checkpoint may be retrained in place; a registered name or hub id is fixed weights.
         "model": fingerprint_model(spec.model) if spec.model else None,
+        # Files mined before short queries were filled (mining.shortfall) are mined again.
+        "shortfall": "filled",
     }
 
 
@@ -73,11 +77,15 @@ def _mine(data: DataConfig, path: Path, sidecar: Path, inputs: dict[str, Any], l
     from sparse_tune.data.formats import write_training_jsonl
     from sparse_tune.fsio import atomic_write_text
     from sparse_tune.mining.beir import mine_beir_split
+    from sparse_tune.mining.shortfall import ShortfallReport, write_report
 
+    report = ShortfallReport()
     examples = mine_beir_split(
-        data.beir_dir, data.beir_split, loaded=loaded, **data.mine_negatives.mine_kwargs()
+        data.beir_dir, data.beir_split, loaded=loaded, report=report, **data.mine_negatives.mine_kwargs()
     )
     n = write_training_jsonl(path, examples)  # atomic; the sidecar is written last, so a crash re-mines
+    if data.mine_negatives.method != "random":
+        write_report(path, report)  # OUTPUT_DIR/mined.mining_report.json: how short queries were filled
     record = {"inputs": inputs, "examples": n, "sha256": sha256_of(path)}
     atomic_write_text(sidecar, json.dumps(record, indent=2) + "\n")
     return n

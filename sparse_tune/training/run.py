@@ -130,7 +130,12 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     data = mined_training_data(cfg.data, args)
     skipped: list = []
     groups = build_groups(data, seed=args.seed, skipped=skipped, exclude_queries=held_out)
-    logger.info("training on %d query groups of %d documents", len(groups), len(groups[0]["docs"]))
+    logger.info(
+        "training on %d query groups of %d documents (%d queries; one group per positive)",
+        len(groups),
+        len(groups[0]["docs"]),
+        len({g["query"] for g in groups}),
+    )
 
     # 3. The model: backbone + heads, from a name, folder or hub id.
     overrides = {k: v for k, v in vars(cfg.model).items() if k != "model_name_or_path"}
