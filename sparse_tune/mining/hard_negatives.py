@@ -46,10 +46,15 @@ def build_index(
     method: MiningMethod,
     model: Any = None,
     batch_size: int = 64,
+    fingerprint: str | None = None,
 ) -> None:
-    """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors."""
+    """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors.
+
+    ``fingerprint`` (of corpus, model and method) is recorded with the index, so only an index
+    built from the same inputs is reused (``backend.exists(index, fingerprint)``).
+    """
     if method == "bm25":
-        backend.create(index, kind="sparse", with_text=True)
+        backend.create(index, kind="sparse", with_text=True, fingerprint=fingerprint)
         backend.add(index, None, texts=dict(zip(corpus.ids, corpus.texts, strict=True)))
     elif method == "model":
         from sparse_tune.models.inference import encode_texts
@@ -58,7 +63,7 @@ def build_index(
             raise ValueError("method='model' needs a model")
         docs = encode_texts(model, corpus.ids, corpus.texts, "document", batch_size=batch_size)
         dim = None if docs.kind == "sparse" else int(docs.matrix.shape[1])
-        backend.create(index, kind=docs.kind, dim=dim)
+        backend.create(index, kind=docs.kind, dim=dim, fingerprint=fingerprint)
         backend.add(index, docs)
     else:
         raise ValueError(f"unknown mining method '{method}': choose 'bm25' or 'model'")
@@ -121,6 +126,7 @@ def mine_hard_negatives(
     seed: int = 42,
     reuse_index: bool = False,
     batch_size: int = 64,
+    fingerprint: str | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` training examples (texts) with mined hard negatives.
 
@@ -133,7 +139,8 @@ def mine_hard_negatives(
     models, a document with score 0 (OpenSearch would not return it: it shares no term
     with the query, so it is a random negative, not a hard one). A query whose window
     holds fewer candidates gets fewer negatives (logged); ``make_groups`` tops them up.
-    The index is rebuilt unless ``reuse_index`` and the backend already has it.
+    The index is rebuilt unless ``reuse_index`` and the backend already has it, built with
+    ``fingerprint`` when one is given.
     """
     lo, hi = rank_range
     if not 1 <= lo <= hi:
@@ -147,8 +154,11 @@ def mine_hard_negatives(
     if skipped:
         logger.info("mining: %d query(ies) without text or positives skipped", skipped)
 
-    if not (reuse_index and backend.exists(index)):
-        build_index(backend, index, corpus, method, model=model, batch_size=batch_size)
+    # Asked even when rebuilding: a server refuses an index it did not create here, before any encoding.
+    if not (backend.exists(index, fingerprint) and reuse_index):
+        build_index(
+            backend, index, corpus, method, model=model, batch_size=batch_size, fingerprint=fingerprint
+        )
     run = retrieve(
         backend, index, {q: queries[q] for q in positives}, hi, method, model=model, batch_size=batch_size
     )
