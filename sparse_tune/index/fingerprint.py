@@ -50,7 +50,7 @@ def check_index_name(name: str) -> str:
         problems.append("must not be empty, '.' or '..'")
     if name != name.lower():
         problems.append("must be lowercase")
-    bad = sorted(set("".join(_INVALID.findall(name))))
+    bad = list(dict.fromkeys("".join(_INVALID.findall(name))))  # in order of appearance
     if bad:
         shown = ", ".join("space" if c == " " else repr(c) for c in bad)
         problems.append(f'must not contain whitespace or any of \\ / * ? " < > | , # : (found {shown})')
