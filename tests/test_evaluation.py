@@ -350,3 +350,38 @@ def test_two_evaluate_runs_merge_rows_into_one_results_json(tmp_path, splade_tin
     assert "results.json: 1 row added, 0 replaced, 4 kept" in stdout and str(ck5) not in stdout
     rows = json.loads((out / "results.json").read_text())
     assert list(rows) == [_key(ck5), _key(ck20), _key(run), _key("splade-tiny"), _key("splade-tiny", other)]
+
+
+def test_evaluate_with_other_settings_adds_a_row_and_the_same_settings_replace_it(tmp_path, capsys):
+    out = tmp_path / "eval"
+    common = [
+        "evaluate",
+        "--model",
+        "splade-tiny",
+        "--dataset",
+        str(TINY),
+        "--output",
+        str(out),
+        "--no-cache",
+    ]
+    capsys.readouterr()
+    assert main([*common, "--no-plot"]) == 0
+    assert main([*common, "--no-plot", "--top-k", "1", "--max-queries", "2"]) == 0
+    stdout = capsys.readouterr().out
+    assert "results.json: 1 row added, 0 replaced, 1 kept" in stdout
+    assert "splade-tiny (top_k=1, max_queries=2)" in stdout  # the table tells the two rows apart
+    plain, cut = _key("splade-tiny"), f"splade-tiny on {TINY} (test, embedded; top_k=1, max_queries=2)"
+    rows = json.loads((out / "results.json").read_text())
+    assert list(rows) == [plain, cut]
+    assert rows[cut]["settings"] == {
+        "top_k": 1, "max_queries": 2, "doc_top_k": None, "bf16": False, "head": None, "idf_path": None,
+        "prune": None,
+    }  # fmt: skip
+    assert rows[cut]["num_queries"] == 2.0 and rows[plain]["num_queries"] > 2
+    # The plain run again replaces only its own row; the curve is drawn from rows of this run's settings.
+    rows[plain]["nDCG@10"] = -1.0
+    (out / "results.json").write_text(json.dumps(rows))
+    assert main(common) == 0
+    assert "results.json: 0 rows added, 1 replaced, 1 kept" in capsys.readouterr().out
+    again = json.loads((out / "results.json").read_text())
+    assert list(again) == [plain, cut] and again[plain]["nDCG@10"] >= 0 and again[cut] == rows[cut]
