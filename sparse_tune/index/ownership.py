@@ -40,8 +40,8 @@ class ForeignIndexError(ValueError):
         super().__init__(
             f"index '{index}' on {where} exists and was not created by sparse-tune (its mapping's _meta "
             f"has no '{META_KEY}' marker), so it was left untouched; use another index name, or pass "
-            "--overwrite-index (recipes and pipeline configs: overwrite_index: true under mining) to "
-            "delete and replace it"
+            "--overwrite-index (in a recipe's mine_negatives or a pipeline config's mining: "
+            "overwrite_index: true) to delete and replace it"
         )
 
 
