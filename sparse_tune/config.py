@@ -49,8 +49,10 @@ class ModelConfig:
     )
     head: Optional[HeadName] = field(
         default=None,
-        metadata={"help": "splade | inference_free | dense. Default: the checkpoint's own head, else "
-                  "splade for masked-LM checkpoints and dense otherwise."},
+        metadata={
+            "help": "splade | inference_free | dense. Default: the checkpoint's own head, else "
+            "splade for masked-LM checkpoints and dense otherwise."
+        },
     )
     activation: Activation = field(
         default="log1p_relu", metadata={"help": "SPLADE activation: log1p_relu or log1p_log1p_relu."}
@@ -68,7 +70,8 @@ class ModelConfig:
     max_query_length: int = field(default=64, metadata={"help": "Query truncation in tokens."})
     max_doc_length: int = field(default=256, metadata={"help": "Document truncation in tokens."})
     splade_impl: Literal["fused", "reference"] = field(
-        default="fused", metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."}
+        default="fused",
+        metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."},
     )
 
     def __post_init__(self) -> None:
@@ -169,7 +172,8 @@ class DataConfig:
     hf_subset: Optional[str] = field(default=None, metadata={"help": "Configuration name of hf_dataset."})
     hf_split: str = field(default="train", metadata={"help": "Split of hf_dataset."})
     docs_per_query: int = field(
-        default=8, metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."}
+        default=8,
+        metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."},
     )
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
@@ -238,7 +242,9 @@ class LossConfig:
         default="infonce", metadata={"help": "Ranking / distillation loss."}
     )
     scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
-    in_batch_negatives: bool = field(default=True, metadata={"help": "InfoNCE over all documents in the batch."})
+    in_batch_negatives: bool = field(
+        default=True, metadata={"help": "InfoNCE over all documents in the batch."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "KL distillation temperature."})
     flops_doc_weight: float = field(default=0.0, metadata={"help": "FLOPS weight on documents."})
     flops_query_weight: float = field(
@@ -257,7 +263,10 @@ class LossConfig:
         default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
     )
     teachers: list = field(
-        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."}
+        default_factory=list,
+        metadata={
+            "help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."
+        },
     )
     score_scale: float = field(
         default=DEFAULT_SCORE_SCALE,
@@ -265,13 +274,17 @@ class LossConfig:
     )
     gather_across_devices: bool = field(
         default=True,
-        metadata={"help": "Under DDP: in-batch negatives and FLOPS over every rank's representations (global "
-                  "batch); false keeps each rank to its own batch. No effect in a single process."},
+        metadata={
+            "help": "Under DDP: in-batch negatives and FLOPS over every rank's representations (global "
+            "batch); false keeps each rank to its own batch. No effect in a single process."
+        },
     )
     cached: bool = field(
         default=False,
-        metadata={"help": "GradCache: encode each step in chunks of mini_batch_size examples; same loss and "
-                  "gradients as uncached, at the activation memory of one chunk."},
+        metadata={
+            "help": "GradCache: encode each step in chunks of mini_batch_size examples; same loss and "
+            "gradients as uncached, at the activation memory of one chunk."
+        },
     )
     mini_batch_size: int = field(default=32, metadata={"help": "Examples per chunk when cached is true."})
 
@@ -530,12 +543,16 @@ def build_section(cls: type, values: Any, where: str = "") -> Any:
     unknown = [k for k in values if k not in names]
     if unknown:
         hints = {k: difflib.get_close_matches(str(k), names, n=2) for k in unknown}
-        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        hint_text = "; ".join(
+            f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items()
+        )
         raise ConfigError(f"{prefix}unknown key(s): {hint_text}. Valid keys: {', '.join(names)}")
     missing = [
         f.name
         for f in fields
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in values
     ]
     if missing:
         raise ConfigError(f"{prefix}missing key(s): {', '.join(missing)}")
@@ -640,7 +657,9 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         ours = sorted(k for cls in OURS for k in keys[cls.__name__])
         everything = ours + keys["TrainingArguments"]
         hints = {k: difflib.get_close_matches(k, everything, n=3) for k in unknown}
-        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        hint_text = "; ".join(
+            f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items()
+        )
         raise ConfigError(
             f"unknown config key(s): {hint_text}. Valid keys: {', '.join(ours)}, "
             "and any transformers TrainingArguments field (e.g. output_dir, max_steps, learning_rate, "

@@ -196,12 +196,24 @@ def evaluate_model(
         try:
             docs = load_encoded(cache)
             encode_seconds = 0.0
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # old pickled or damaged cache
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as exc:  # old pickled or damaged cache
             logger.warning("ignoring unreadable encoding cache %s (%s); re-encoding", cache, exc)
     if docs is None:
         docs = encode_texts(
-            model, corpus.ids, corpus.texts, "document", settings.batch_size, settings.doc_top_k,
-            settings.bf16, settings.progress,
+            model,
+            corpus.ids,
+            corpus.texts,
+            "document",
+            settings.batch_size,
+            settings.doc_top_k,
+            settings.bf16,
+            settings.progress,
         )
         encode_seconds = time.perf_counter() - t0
         if cache is not None:
@@ -210,7 +222,14 @@ def evaluate_model(
     # 2. Queries (only those with judgements).
     qids = [q for q in qrels if q in queries]
     q_enc = encode_texts(
-        model, qids, [queries[q] for q in qids], "query", settings.query_batch_size, None, False, settings.progress
+        model,
+        qids,
+        [queries[q] for q in qids],
+        "query",
+        settings.query_batch_size,
+        None,
+        False,
+        settings.progress,
     )
 
     # 3. Prune documents as the ingest processor would (the cache keeps them unpruned), index
@@ -218,8 +237,12 @@ def evaluate_model(
     if settings.doc_prune_type != "none" and docs.kind == "sparse":
         from sparse_tune.index.pruning import prune_matrix
 
-        docs = Encoded(docs.ids, prune_matrix(docs.matrix, settings.doc_prune_type, settings.doc_prune_ratio),
-                       docs.kind, docs.vocab)
+        docs = Encoded(
+            docs.ids,
+            prune_matrix(docs.matrix, settings.doc_prune_type, settings.doc_prune_ratio),
+            docs.kind,
+            docs.vocab,
+        )
     if not reuse:
         dim = docs.matrix.shape[1]
         backend.create(index, docs.kind, dim=dim, fingerprint=fingerprint)
