@@ -429,3 +429,16 @@ def test_bad_index_name_is_one_line_from_us_and_from_the_server(
         f"OpenSearch at {opensearch_url} refused the index name 'Bad Name': Invalid index name"
     )
     assert "\n" not in str(exc.value)
+
+
+def test_overwrite_index_is_passed_to_mining_but_is_not_a_mining_setting():
+    from sparse_tune.config import MiningSpec
+
+    forced = MiningSpec(backend="opensearch", overwrite_index=True)
+    assert (
+        forced.mine_kwargs()["overwrite_index"] is True
+        and MiningSpec().mine_kwargs()["overwrite_index"] is False
+    )
+    # what a mined file's sidecar and a pipeline marker compare: unchanged by the permission
+    assert forced.identity() == MiningSpec(backend="opensearch").identity()
+    assert "overwrite_index" not in forced.identity()
