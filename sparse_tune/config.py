@@ -105,6 +105,9 @@ class MiningSpec:
     random_negatives: int = 0
     seed: int = 42
     backend: Literal["embedded", "seismic", "opensearch"] = "embedded"
+    # OpenSearch: replace an existing index that sparse-tune did not create (refused by default).
+    # How to run, not what is mined: left out of :meth:`identity`.
+    overwrite_index: bool = False
 
     def __post_init__(self) -> None:
         self.range = str(self.range)
@@ -123,12 +126,21 @@ class MiningSpec:
     def rank_range(self) -> tuple[int, int]:
         return parse_rank_range(self.range)
 
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide the mined rows (every field but ``overwrite_index``), as JSON values.
+
+        What a mined file's sidecar and a pipeline stage's marker compare, so permission to replace
+        someone else's index never makes a finished mining run again.
+        """
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "overwrite_index"}
+
     def mine_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~sparse_tune.mining.beir.mine_beir_split` for these settings."""
         return {
             "method": self.method,
             "model": self.model,
             "backend": self.backend,
+            "overwrite_index": self.overwrite_index,
             "n_negatives": self.negatives,
             "rank_range": self.rank_range,
             "seed": self.seed,

@@ -22,6 +22,7 @@ ALL_OPTIONS = [
     "--opensearch-ca-certs", "/etc/ca.pem",
     "--insecure",
     "--sparse-query", "neural_sparse",
+    "--overwrite-index",
     "--reindex",
 ]  # fmt: skip
 
@@ -45,11 +46,12 @@ def test_every_opensearch_option_reaches_the_backend(verb):
         "ca_certs": "/etc/ca.pem",
         "verify_certs": False,
         "sparse_query": "neural_sparse",
+        "overwrite_index": True,
     }
     assert args.reindex is True
     config = OpenSearchConfig.from_options(**backend_options(args))
-    assert (config.user, config.password, config.ca_certs, config.sparse_query) == (
-        "alice", "pw", "/etc/ca.pem", "neural_sparse",
+    assert (config.user, config.password, config.ca_certs, config.sparse_query, config.overwrite_index) == (
+        "alice", "pw", "/etc/ca.pem", "neural_sparse", True,
     )  # fmt: skip
 
 
@@ -61,7 +63,7 @@ def test_both_verbs_define_the_same_group_and_defaults():
     assert group("evaluate") == group("mine")
     assert set(group("mine")) == {
         "--opensearch-url", "--opensearch-user", "--opensearch-password", "--opensearch-ca-certs", "--insecure",
-        "--sparse-query",
+        "--overwrite-index", "--sparse-query",
     }  # fmt: skip
     for verb in ("evaluate", "mine"):
         assert _parse(verb, ["--backend", "opensearch"]).reindex is False  # reuse is the default in both
@@ -87,7 +89,12 @@ def test_export_takes_ann_parameters_but_not_search_modes(capsys):
     base = ["export", "--model", "m", "--format", "opensearch", "--output", "o"]
     args = parser.parse_args([*base, "--seismic-n-postings", "4000", "--two-phase-prune-ratio", "0.4"])
     assert (args.seismic_n_postings, args.two_phase_prune_ratio) == (4000, 0.4)
-    for flag in ("--two-phase", "--compare-exact", "--sparse-index=seismic", "--sparse-embedding-format=WORD"):
+    for flag in (
+        "--two-phase",
+        "--compare-exact",
+        "--sparse-index=seismic",
+        "--sparse-embedding-format=WORD",
+    ):
         with pytest.raises(SystemExit) as exc:  # chooses how a search runs: nothing to export
             parser.parse_args([*base, flag])
         assert exc.value.code == 2

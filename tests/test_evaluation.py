@@ -196,7 +196,7 @@ def test_plot_curve_needs_two_distinct_steps(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two.png"]  # no temporary file left
 
 
-def test_results_rows_from_an_older_file_are_rekeyed_and_merged(tmp_path):
+def test_results_rows_from_an_older_file_are_rekeyed_and_kept(tmp_path):
     from sparse_tune.evaluation.results_file import MergeCounts, merge_rows, read_rows
 
     path = tmp_path / "results.json"
@@ -206,20 +206,76 @@ def test_results_rows_from_an_older_file_are_rekeyed_and_merged(tmp_path):
         )
     )
     existing = read_rows(path)
-    assert (
-        list(existing) == ["m on d (test, embedded)"] and existing["m on d (test, embedded)"]["model"] == "m"
-    )
+    old = "m on d (test, embedded; settings not recorded)"
+    assert list(existing) == [old] and existing[old]["model"] == "m"
     new = [
-        {"model": m, "dataset": "d", "split": "test", "backend": "embedded", "nDCG@10": 0.7}
+        {"model": m, "dataset": "d", "split": "test", "backend": "embedded", "settings": {}, "nDCG@10": 0.7}
         for m in ("m", "n")
     ]
     merged, counts = merge_rows(existing, new)
-    assert list(merged) == ["m on d (test, embedded)", "n on d (test, embedded)"]
-    assert merged["m on d (test, embedded)"]["nDCG@10"] == 0.7
+    # Nothing says what the old row was measured with, so a new run never replaces it.
+    assert list(merged) == [old, "m on d (test, embedded)", "n on d (test, embedded)"]
+    assert merged[old]["nDCG@10"] == 0.5 and merged["m on d (test, embedded)"]["nDCG@10"] == 0.7
     assert (
-        counts == MergeCounts(added=1, replaced=1, kept=0)
-        and str(counts) == "1 row added, 1 replaced, 0 kept"
+        counts == MergeCounts(added=2, replaced=0, kept=1)
+        and str(counts) == "2 rows added, 0 replaced, 1 kept"
     )
+
+
+def test_results_rows_are_replaced_only_by_the_same_settings(tmp_path):
+    from sparse_tune.evaluation.beir_eval import EvalSettings
+    from sparse_tune.evaluation.results_file import (
+        measured_settings,
+        merge_rows,
+        read_rows,
+        result_row,
+        row_key,
+        write_rows,
+    )
+    from sparse_tune.types import EvalResult
+
+    def row(ndcg: float, settings: EvalSettings, max_queries: int | None = None, **search) -> dict:
+        measured = measured_settings(settings, max_queries, search)
+        return result_row(EvalResult("m", {"nDCG@10": ndcg}, None), "d", "test", "opensearch", measured)
+
+    plain = EvalSettings()
+    assert measured_settings(plain, 0, {"sparse_query": "rank_feature"}) == {
+        "top_k": 100, "max_queries": None, "doc_top_k": None, "bf16": False, "head": None,
+        "idf_path": None, "prune": None, "sparse_query": "rank_feature",
+    }  # fmt: skip
+    assert measured_settings(EvalSettings(top_k=10, doc_top_k=5), 50, baseline=True) == {
+        "top_k": 10, "max_queries": 50,
+    }  # fmt: skip
+    pruned = EvalSettings(doc_prune_type="abs_value", doc_prune_ratio=0.1, model_overrides={"head": "splade"})
+    rows = [
+        row(0.5, plain, sparse_query="rank_feature"),
+        row(0.1, EvalSettings(top_k=10), sparse_query="rank_feature"),
+        row(0.2, plain, 7, sparse_query="rank_feature"),
+        row(0.3, pruned, sparse_query="rank_feature"),
+        row(0.4, plain, sparse_query="neural_sparse", sparse_index="seismic", ann_top_n=10),
+    ]
+    keys = [row_key(r) for r in rows]
+    assert keys == [
+        "m on d (test, opensearch)",
+        "m on d (test, opensearch; top_k=10)",
+        "m on d (test, opensearch; max_queries=7)",
+        "m on d (test, opensearch; head=splade, prune=abs_value:0.1)",
+        "m on d (test, opensearch; sparse_query=neural_sparse, sparse_index=seismic, ann_top_n=10)",
+    ]
+    path = tmp_path / "results.json"
+    merged, counts = merge_rows(read_rows(path), rows)
+    write_rows(path, merged)
+    assert str(counts) == "5 rows added, 0 replaced, 0 kept"
+    # The same settings again (read back from disk): that one row is replaced, in place.
+    merged, counts = merge_rows(
+        read_rows(path), [row(0.9, EvalSettings(top_k=10), sparse_query="rank_feature")]
+    )
+    write_rows(path, merged)
+    assert str(counts) == "0 rows added, 1 replaced, 4 kept"
+    on_disk = json.loads(path.read_text())
+    assert list(on_disk) == keys
+    assert [on_disk[k]["nDCG@10"] for k in keys] == [0.5, 0.9, 0.2, 0.3, 0.4]
+    assert on_disk[keys[1]]["settings"]["top_k"] == 10
 
 
 def test_unreadable_results_json_stops_evaluate_before_any_work(tmp_path, capsys):
@@ -294,3 +350,38 @@ def test_two_evaluate_runs_merge_rows_into_one_results_json(tmp_path, splade_tin
     assert "results.json: 1 row added, 0 replaced, 4 kept" in stdout and str(ck5) not in stdout
     rows = json.loads((out / "results.json").read_text())
     assert list(rows) == [_key(ck5), _key(ck20), _key(run), _key("splade-tiny"), _key("splade-tiny", other)]
+
+
+def test_evaluate_with_other_settings_adds_a_row_and_the_same_settings_replace_it(tmp_path, capsys):
+    out = tmp_path / "eval"
+    common = [
+        "evaluate",
+        "--model",
+        "splade-tiny",
+        "--dataset",
+        str(TINY),
+        "--output",
+        str(out),
+        "--no-cache",
+    ]
+    capsys.readouterr()
+    assert main([*common, "--no-plot"]) == 0
+    assert main([*common, "--no-plot", "--top-k", "1", "--max-queries", "2"]) == 0
+    stdout = capsys.readouterr().out
+    assert "results.json: 1 row added, 0 replaced, 1 kept" in stdout
+    assert "splade-tiny (top_k=1, max_queries=2)" in stdout  # the table tells the two rows apart
+    plain, cut = _key("splade-tiny"), f"splade-tiny on {TINY} (test, embedded; top_k=1, max_queries=2)"
+    rows = json.loads((out / "results.json").read_text())
+    assert list(rows) == [plain, cut]
+    assert rows[cut]["settings"] == {
+        "top_k": 1, "max_queries": 2, "doc_top_k": None, "bf16": False, "head": None, "idf_path": None,
+        "prune": None,
+    }  # fmt: skip
+    assert rows[cut]["num_queries"] == 2.0 and rows[plain]["num_queries"] > 2
+    # The plain run again replaces only its own row; the curve is drawn from rows of this run's settings.
+    rows[plain]["nDCG@10"] = -1.0
+    (out / "results.json").write_text(json.dumps(rows))
+    assert main(common) == 0
+    assert "results.json: 0 rows added, 1 replaced, 1 kept" in capsys.readouterr().out
+    again = json.loads((out / "results.json").read_text())
+    assert list(again) == [plain, cut] and again[plain]["nDCG@10"] >= 0 and again[cut] == rows[cut]

@@ -345,6 +345,22 @@ def test_results_table_names_rows_by_their_model_field():
     ]
 
 
+def test_results_table_tells_rows_of_other_settings_apart():
+    from sparse_tune.export.model_card import results_table
+
+    base = {"model": "m", "dataset": "d", "split": "test", "backend": "embedded"}
+    rows = {
+        "m on d (test, embedded)": {**base, "settings": {"top_k": 100}, "nDCG@10": 0.6},
+        "m on d (test, embedded; top_k=10)": {**base, "settings": {"top_k": 10}, "nDCG@10": 0.5},
+    }
+    assert results_table(rows).splitlines() == [
+        "| model | dataset | split | backend | settings | nDCG@10 |",
+        "|---|---|---|---|---|---|",
+        "| m | d | test | embedded |  | 0.6000 |",
+        "| m | d | test | embedded | top_k=10 | 0.5000 |",
+    ]
+
+
 def test_cli_exports_a_checkpoint_with_its_trainer_state(inference_free, exported, tmp_path) -> None:
     """A saved checkpoint (with trainer_state.json) through the CLI: the card shows the run; reload is exact."""
     from sparse_tune.cli.__main__ import main

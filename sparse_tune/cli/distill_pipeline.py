@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from sparse_tune.pipeline import STAGES
 
@@ -35,6 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="STAGE",
         help="run only these stages; the stages they read from must be complete",
     )
+    p.add_argument(
+        "--overwrite-index",
+        action="store_true",
+        help="mining on OpenSearch: replace an existing index that sparse-tune did not create "
+        "(config: mining.overwrite_index; refused by default)",
+    )
     p.set_defaults(func=run)
 
 
@@ -43,5 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from sparse_tune.pipeline.run import run_pipeline
 
     cfg = load_pipeline_config(args.config, args.output_dir)
+    if args.overwrite_index:
+        cfg.mining = dataclasses.replace(cfg.mining, overwrite_index=True)  # teachers' mining inherits it
     run_pipeline(cfg, force=args.force, only=args.only)
     return 0

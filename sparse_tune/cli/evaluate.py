@@ -39,16 +39,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--output",
         default="runs/eval",
         help="folder for results.json (and the curve PNG); rows already there are kept, and "
-        "replaced for the same model, dataset, split and backend",
+        "replaced only for the same model, dataset, split, backend and settings (--top-k, --max-queries, "
+        "pruning, head, search options, ...); other settings add a row",
     )
     p.add_argument("--top-k", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
     p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
-    p.add_argument("--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)")
-    p.add_argument("--head", choices=("splade", "inference_free", "dense"), default=None,
-                   help="override the head of every --model (e.g. a base MLM evaluated as inference_free)")
+    p.add_argument(
+        "--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)"
+    )
+    p.add_argument(
+        "--head",
+        choices=("splade", "inference_free", "dense"),
+        default=None,
+        help="override the head of every --model (e.g. a base MLM evaluated as inference_free)",
+    )
     p.add_argument("--idf-path", default=None, help="idf.json for --head inference_free")
     p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     p.add_argument("--no-plot", action="store_true")
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from sparse_tune.evaluation.report import format_table, plot_curve
     from sparse_tune.evaluation.results_file import (
         RESULTS_NAME,
+        SETTINGS_FIELD,
+        measured_settings,
         merge_rows,
         read_rows,
         result_row,
@@ -83,44 +92,60 @@ def run(args: argparse.Namespace) -> int:
     if args.max_queries:
         qrels = dict(list(qrels.items())[: args.max_queries])
     if args.backend != "opensearch" and ann_options(args):
-        raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
+        raise ValueError(
+            "--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only"
+        )
     cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
     options = {**backend_options(args), **(ann_options(args) if args.backend == "opensearch" else {})}
     if args.backend == "seismic" and cache_dir:
         options["index_dir"] = str(Path(cache_dir) / "seismic")
     backend = get_backend(args.backend, **options)
     settings = EvalSettings(
-        top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        doc_top_k=args.doc_top_k,
+        bf16=args.bf16,
         reindex=args.reindex,
         cache_dir=cache_dir,
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
-        doc_prune_type=args.prune_type, doc_prune_ratio=args.prune_ratio,
+        doc_prune_type=args.prune_type,
+        doc_prune_ratio=args.prune_ratio,
         compare_exact=args.compare_exact or approximate(args),
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
     context = {"dataset": args.dataset, "split": args.split, "backend": args.backend}
+    search = {"sparse_query": args.sparse_query, **ann_options(args)} if args.backend == "opensearch" else {}
+    model_settings = measured_settings(settings, args.max_queries, search)
     new_rows: list[dict] = []
     merged, counts = merge_rows(existing, new_rows)
     jobs = [
-        lambda model=model: evaluate_model(
-            model, corpus, queries, qrels, backend, settings, corpus_fp, backend_name=args.backend
+        (
+            lambda model=model: evaluate_model(
+                model, corpus, queries, qrels, backend, settings, corpus_fp, backend_name=args.backend
+            ),
+            model_settings,
         )
         for model in models
     ]
     if args.bm25:
-        jobs.append(lambda: evaluate_bm25(args.dataset, corpus, queries, qrels, backend, settings, corpus_fp))
-    for job in jobs:
-        new_rows.append(result_row(job(), **context))
+        jobs.append((
+            lambda: evaluate_bm25(args.dataset, corpus, queries, qrels, backend, settings, corpus_fp),
+            measured_settings(settings, args.max_queries, baseline=True),
+        ))  # fmt: skip
+    for job, measured in jobs:
+        new_rows.append(result_row(job(), **context, settings=measured))
         merged, counts = merge_rows(existing, new_rows)
         write_rows(results_path, merged)  # after every model, so a later failure keeps the finished ones
 
-    # The table and curve show every row of this dataset, split and backend, earlier runs' included.
-    shown = [row_result(r) for r in merged.values() if all(r.get(k) == v for k, v in context.items())]
-    print(format_table(shown))
+    # The table shows every row of this dataset, split and backend, earlier runs' included; the
+    # curve only those measured with this run's settings.
+    rows = [r for r in merged.values() if all(r.get(k) == v for k, v in context.items())]
+    print(format_table([row_result(r) for r in rows]))
     print(f"{RESULTS_NAME}: {counts}")
     print(f"wrote {results_path}")
     if not args.no_plot:
-        png = plot_curve(shown, Path(args.output) / "curve.png")
+        same = [row_result(r) for r in rows if r.get(SETTINGS_FIELD) == model_settings]
+        png = plot_curve(same, Path(args.output) / "curve.png")
         if png:
             print(f"wrote {png}")
     return 0

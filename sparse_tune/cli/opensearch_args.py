@@ -15,7 +15,8 @@ GROUP_TITLE = "OpenSearch (defaults from SPARSE_TUNE_OPENSEARCH_* environment va
 
 
 def add_opensearch_args(parser: argparse.ArgumentParser) -> None:
-    """Add the shared OpenSearch group (connection, TLS, sparse query mode) and ``--reindex``."""
+    """Add the shared OpenSearch group (connection, TLS, overwriting others' indices, sparse query mode)
+    and ``--reindex``."""
     g = parser.add_argument_group(GROUP_TITLE)
     g.add_argument("--opensearch-url", default=None, help="cluster URL (env SPARSE_TUNE_OPENSEARCH_URL)")
     g.add_argument("--opensearch-user", default=None, help="user name (env SPARSE_TUNE_OPENSEARCH_USER)")
@@ -29,6 +30,12 @@ def add_opensearch_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--insecure", action="store_true", help="do not verify TLS certificates (prints a warning)"
+    )
+    g.add_argument(
+        "--overwrite-index",
+        action="store_true",
+        help="replace an existing index that sparse-tune did not create (by default such an index is "
+        "refused and left untouched; ours are recognised by a marker in their mapping's _meta)",
     )
     g.add_argument(
         "--sparse-query",
@@ -57,4 +64,6 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.insecure:
         opts["verify_certs"] = False  # off only when asked; OpenSearchConfig warns
+    if args.overwrite_index:
+        opts["overwrite_index"] = True
     return {k: v for k, v in opts.items() if v is not None}

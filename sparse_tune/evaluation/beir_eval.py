@@ -134,12 +134,13 @@ def evaluate_bm25(
     the one ``sparse-tune mine --method bm25`` builds for this corpus, so one built by mining is
     reused. A baseline has no vectors, so the sparsity and FLOPS columns stay empty.
     """
-    from sparse_tune.mining.beir import default_index_name
+    from sparse_tune.mining.beir import default_index_name, mining_fingerprint
     from sparse_tune.mining.hard_negatives import build_index
 
     index = default_index_name(dataset, "bm25", None, corpus_fingerprint)
-    if settings.reindex or not backend.exists(index):
-        build_index(backend, index, corpus, "bm25")
+    fingerprint = mining_fingerprint("bm25", None, corpus_fingerprint)
+    if not backend.exists(index, fingerprint) or settings.reindex:  # asked first: refuses a foreign index
+        build_index(backend, index, corpus, "bm25", fingerprint=fingerprint)
     qids = [q for q in qrels if q in queries]
     run, per_query_ms = _timed_search(
         len(qids),
@@ -166,7 +167,7 @@ def evaluate_model(
     backend_name: str = "embedded",
 ) -> EvalResult:
     """Run one model end to end; the returned metrics are the results.json entry."""
-    from sparse_tune.index.fingerprint import fingerprint_model, index_name
+    from sparse_tune.index.fingerprint import fingerprint_model, index_fingerprint, index_name
     from sparse_tune.models.io import load_model
 
     model = load_model(model_name, **settings.model_overrides)
@@ -182,7 +183,10 @@ def evaluate_model(
         index_settings["layout"] = index_layout()
     model_fp = fingerprint_model(model_name)
     index = index_name("sparse-tune", model_fp, corpus_fingerprint, index_settings)
+    fingerprint = index_fingerprint(model_fp, corpus_fingerprint, index_settings)
     name = index_name("sparse-tune", model_fp, corpus_fingerprint, enc_settings)
+    # Asked before encoding: a server refuses an index of this name it did not create, at once.
+    reuse = backend.exists(index, fingerprint) and not settings.reindex
 
     # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.
     cache = Path(settings.cache_dir) / f"{name}.npz" if settings.cache_dir else None
@@ -192,12 +196,24 @@ def evaluate_model(
         try:
             docs = load_encoded(cache)
             encode_seconds = 0.0
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # old pickled or damaged cache
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as exc:  # old pickled or damaged cache
             logger.warning("ignoring unreadable encoding cache %s (%s); re-encoding", cache, exc)
     if docs is None:
         docs = encode_texts(
-            model, corpus.ids, corpus.texts, "document", settings.batch_size, settings.doc_top_k,
-            settings.bf16, settings.progress,
+            model,
+            corpus.ids,
+            corpus.texts,
+            "document",
+            settings.batch_size,
+            settings.doc_top_k,
+            settings.bf16,
+            settings.progress,
         )
         encode_seconds = time.perf_counter() - t0
         if cache is not None:
@@ -206,7 +222,14 @@ def evaluate_model(
     # 2. Queries (only those with judgements).
     qids = [q for q in qrels if q in queries]
     q_enc = encode_texts(
-        model, qids, [queries[q] for q in qids], "query", settings.query_batch_size, None, False, settings.progress
+        model,
+        qids,
+        [queries[q] for q in qids],
+        "query",
+        settings.query_batch_size,
+        None,
+        False,
+        settings.progress,
     )
 
     # 3. Prune documents as the ingest processor would (the cache keeps them unpruned), index
@@ -214,11 +237,15 @@ def evaluate_model(
     if settings.doc_prune_type != "none" and docs.kind == "sparse":
         from sparse_tune.index.pruning import prune_matrix
 
-        docs = Encoded(docs.ids, prune_matrix(docs.matrix, settings.doc_prune_type, settings.doc_prune_ratio),
-                       docs.kind, docs.vocab)
-    if settings.reindex or not backend.exists(index):
+        docs = Encoded(
+            docs.ids,
+            prune_matrix(docs.matrix, settings.doc_prune_type, settings.doc_prune_ratio),
+            docs.kind,
+            docs.vocab,
+        )
+    if not reuse:
         dim = docs.matrix.shape[1]
-        backend.create(index, docs.kind, dim=dim)
+        backend.create(index, docs.kind, dim=dim, fingerprint=fingerprint)
         backend.add(index, docs)
         backend.finalize(index)
     run, per_query_ms = _timed_search(

@@ -157,8 +157,11 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown table: one row per evaluated model, quality metrics first, then costs and the rest.
 
     A row's ``model`` field (results.json from ``evaluate``) names it, else its key; its
-    ``dataset`` / ``split`` / ``backend`` become columns when any row has them.
+    ``dataset`` / ``split`` / ``backend`` become columns when any row has them, and its
+    ``settings`` (those that differ from a plain ``evaluate``) when any row has such.
     """
+    from sparse_tune.evaluation.results_file import SETTINGS_FIELD, settings_label
+
     keys: list[str] = []
     for metrics in results.values():
         for k, v in metrics.items():
@@ -167,10 +170,14 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
     ordered = [k for k in QUALITY_COLUMNS + COST_COLUMNS if k in keys]
     ordered += [k for k in keys if k not in ordered]
     where = [f for f in ROW_FIELDS if any(isinstance(m.get(f), str) for m in results.values())]
+    labels = {key: settings_label(m) if SETTINGS_FIELD in m else "" for key, m in results.items()}
+    if any(labels.values()):
+        where.append(SETTINGS_FIELD)
     header = ["model", *where, *ordered]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
     for key, metrics in results.items():
-        cells = [str(metrics.get("model", key)), *(str(metrics.get(f, "")) for f in where)]
+        cells = [str(metrics.get("model", key))]
+        cells += [labels[key] if f == SETTINGS_FIELD else str(metrics.get(f, "")) for f in where]
         for k in ordered:
             v = metrics.get(k)
             if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -17,12 +17,25 @@ BackendName = Literal["embedded", "seismic", "opensearch"]
 class IndexBackend(Protocol):
     """An index of encoded documents (and optionally their text for BM25)."""
 
-    def exists(self, index: str) -> bool:
-        """True when ``index`` holds a complete, reusable copy of a collection."""
+    def exists(self, index: str, fingerprint: str | None = None) -> bool:
+        """True when ``index`` holds a complete, reusable copy of a collection (built with
+        ``fingerprint``, when given: see :func:`~sparse_tune.index.fingerprint.index_fingerprint`).
+
+        A server backend raises :class:`~sparse_tune.index.ownership.ForeignIndexError` for an
+        index of that name it did not create, so a caller learns it before any expensive work.
+        """
         ...
 
-    def create(self, index: str, kind: Kind, dim: int | None = None, with_text: bool = False) -> None:
-        """Create an empty index (replacing any existing one of that name)."""
+    def create(
+        self,
+        index: str,
+        kind: Kind,
+        dim: int | None = None,
+        with_text: bool = False,
+        fingerprint: str | None = None,
+    ) -> None:
+        """Create an empty index recording ``fingerprint``, replacing an existing one of ours of
+        that name (never one we did not create, unless the backend was told to overwrite)."""
         ...
 
     def add(self, index: str, docs: Encoded | None, texts: dict[str, str] | None = None) -> None:

@@ -23,6 +23,7 @@ class _Index:
     matrix: sp.csr_matrix | np.ndarray | None = None
     complete: bool = False
     bm25: object | None = None
+    fingerprint: str | None = None
 
 
 def top_k_from_scores(
@@ -53,11 +54,19 @@ class EmbeddedBackend:
         self._indices: dict[str, _Index] = {}
         self.query_chunk = query_chunk
 
-    def exists(self, index: str) -> bool:
-        return index in self._indices and self._indices[index].complete
+    def exists(self, index: str, fingerprint: str | None = None) -> bool:
+        idx = self._indices.get(index)
+        return idx is not None and idx.complete and (fingerprint is None or idx.fingerprint == fingerprint)
 
-    def create(self, index: str, kind: Kind, dim: int | None = None, with_text: bool = False) -> None:
-        self._indices[index] = _Index(kind=kind)
+    def create(
+        self,
+        index: str,
+        kind: Kind,
+        dim: int | None = None,
+        with_text: bool = False,
+        fingerprint: str | None = None,
+    ) -> None:
+        self._indices[index] = _Index(kind=kind, fingerprint=fingerprint)
 
     def _get(self, index: str) -> _Index:
         if index not in self._indices:

@@ -34,11 +34,46 @@ def _clean_prefix(prefix: str) -> str:
     return cleaned or "sparse-tune"
 
 
-def index_name(prefix: str, model_fingerprint: str, corpus_fingerprint: str, settings: dict[str, Any]) -> str:
-    """``<prefix>-<16 hex>``: lowercase and valid as an OpenSearch index name.
+class IndexNameError(ValueError):
+    """A name OpenSearch would refuse as an index name; the message says which rule and suggests one."""
+
+
+def check_index_name(name: str) -> str:
+    """``name`` if OpenSearch accepts it as an index name, else :class:`IndexNameError`.
+
+    OpenSearch's rules: lowercase; none of ``\\ / * ? " < > | , #``, ``:`` or spaces (we refuse
+    any whitespace); not starting with ``-``, ``_`` or ``+``; not ``.`` or ``..``; at most 255
+    bytes. Checked before any request, so a bad ``--index`` fails at once, not after encoding.
+    """
+    problems = []
+    if not name or name in (".", ".."):
+        problems.append("must not be empty, '.' or '..'")
+    if name != name.lower():
+        problems.append("must be lowercase")
+    bad = list(dict.fromkeys("".join(_INVALID.findall(name))))  # in order of appearance
+    if bad:
+        shown = ", ".join("space" if c == " " else repr(c) for c in bad)
+        problems.append(f'must not contain whitespace or any of \\ / * ? " < > | , # : (found {shown})')
+    if name[:1] in ("-", "_", "+"):
+        problems.append("must not start with '-', '_' or '+'")
+    if len(name.encode()) > _MAX_NAME_BYTES:
+        problems.append(f"must be at most {_MAX_NAME_BYTES} bytes (got {len(name.encode())})")
+    if not problems:
+        return name
+    suggestion = _INVALID.sub("-", name.lower()).strip("-").lstrip("_+.")[:_MAX_NAME_BYTES] or "sparse-tune"
+    raise IndexNameError(
+        f"invalid index name {name!r}: an OpenSearch index name {' and '.join(problems)}; e.g. {suggestion!r}"
+    )
+
+
+def index_fingerprint(model_fingerprint: str, corpus_fingerprint: str, settings: dict[str, Any]) -> str:
+    """16 hex characters that change with anything that changes what an index holds.
 
     ``settings`` are the encoding choices that change the vectors (max length, pruning,
-    head, ...); they must be JSON-serialisable. Key order does not matter.
+    head, ...); they must be JSON-serialisable. Key order does not matter. Generated names
+    end in it (:func:`index_name`) and every index we build records it in its mapping's
+    ``_meta`` (:mod:`sparse_tune.index.ownership`), so an index under a name the user chose
+    is reused only for the same content too.
     """
     blob = json.dumps(
         {"model": model_fingerprint, "corpus": corpus_fingerprint, "settings": settings},
@@ -46,7 +81,14 @@ def index_name(prefix: str, model_fingerprint: str, corpus_fingerprint: str, set
         separators=(",", ":"),
         default=str,
     )
-    suffix = _digest([blob.encode()])
+    return _digest([blob.encode()])
+
+
+def index_name(prefix: str, model_fingerprint: str, corpus_fingerprint: str, settings: dict[str, Any]) -> str:
+    """``<prefix>-<16 hex>``: lowercase and valid as an OpenSearch index name; the hex is the
+    :func:`index_fingerprint` of the same arguments.
+    """
+    suffix = index_fingerprint(model_fingerprint, corpus_fingerprint, settings)
     head = _clean_prefix(prefix)[: _MAX_NAME_BYTES - len(suffix) - 1]
     while len(head.encode()) > _MAX_NAME_BYTES - len(suffix) - 1:
         head = head[:-1]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from sparse_tune.index.fingerprint import IndexNameError, check_index_name
 from sparse_tune.index.opensearch_ann import feature_encoding, layout, sparse_index_body, sparse_search_body
 from sparse_tune.index.opensearch_bulk import (
     BulkIngestError,
@@ -54,6 +55,7 @@ from sparse_tune.index.opensearch_queries import (
     match_query,
     sparse_row_tokens,
 )
+from sparse_tune.index.ownership import ForeignIndexError, is_ours, owner_fields, replacement_note
 from sparse_tune.types import Encoded, Kind, Run
 
 logger = logging.getLogger(__name__)
@@ -160,6 +162,11 @@ class OpenSearchBackend:
             self._ingested[index] = (exc.indexed, exc.total)
             raise self._lost(stage, index, _short_reason(exc.first_error, str)) from exc
         except TransportError as exc:
+            if getattr(exc, "error", None) == "invalid_index_name_exception":
+                raise IndexNameError(
+                    f"OpenSearch at {self.config.display_url} refused the index name '{index}': "
+                    f"{_server_reason(exc, self.config.redact)}"
+                ) from None
             if not is_retryable(exc):
                 raise  # with_retries re-raises retryable errors only once the retries are used up
             raise self._lost(stage, index, _short_reason(exc, self.config.redact)) from exc
@@ -202,22 +209,35 @@ class OpenSearchBackend:
 
     # -- index lifecycle and the "complete" marker ---------------------------------------------
 
-    def _meta(self, index: str, refresh: bool = False) -> dict[str, Any]:
-        """Our ``_meta`` entry of the index mapping ({} when absent, e.g. an index made by hand).
-
-        Served from the cache unless ``refresh``: searches must not pay a ``GET _mapping`` each.
-        """
+    def _read_meta(self, index: str) -> dict[str, Any] | None:
+        """The whole ``_meta`` object of the index's mapping (``{}`` if it has none); ``None``: no such index."""
         from opensearchpy.exceptions import NotFoundError
 
-        if not refresh and index in self._meta_cache:
-            return dict(self._meta_cache[index])
-        self._meta_cache.pop(index, None)
         try:
             mapping = self._call("get mapping", lambda: self.client.indices.get_mapping(index=index))
         except NotFoundError:
-            raise KeyError(f"no index '{index}' on {self.config.display_url} (create it first)") from None
+            return None
         body = next(iter(mapping.values()), {})  # keyed by the concrete index name (index may be an alias)
-        meta = dict(body.get("mappings", {}).get("_meta", {}).get(META_KEY, {}))
+        return dict(body.get("mappings", {}).get("_meta") or {})
+
+    def _meta(self, index: str, refresh: bool = False, owned: bool = False) -> dict[str, Any]:
+        """Our ``_meta`` entry of the index mapping ({} when absent, e.g. an index made by hand).
+
+        Served from the cache unless ``refresh``: searches must not pay a ``GET _mapping`` each.
+        ``owned``: an index without our entry raises :class:`ForeignIndexError` instead (writes
+        into it would change someone else's data).
+        """
+        if not refresh and index in self._meta_cache:
+            return dict(self._meta_cache[index])
+        self._meta_cache.pop(index, None)
+        root = self._read_meta(index)
+        if root is None:
+            raise KeyError(f"no index '{index}' on {self.config.display_url} (create it first)")
+        if not is_ours(root):
+            if owned:
+                raise ForeignIndexError(index, self.config.display_url)
+            return {}
+        meta = dict(root[META_KEY])
         self._meta_cache[index] = meta
         return dict(meta)
 
@@ -230,18 +250,30 @@ class OpenSearchBackend:
         )
         self._meta_cache[index] = dict(meta)
 
-    def exists(self, index: str) -> bool:
-        """True only for a finalized index whose document count still matches the marker.
+    def exists(self, index: str, fingerprint: str | None = None) -> bool:
+        """True only for a finalized index of ours (same ``fingerprint``, when given) whose document
+        count still matches the marker.
 
         Always asks the server (and refreshes the cached ``_meta``): another run may have
-        built, replaced or deleted the index since this backend last looked.
+        built, replaced or deleted the index since this backend last looked. An index of that
+        name that sparse_tune did not create raises :class:`ForeignIndexError` (before the caller
+        spends time encoding), unless ``overwrite_index``: then it is not reusable (False).
         """
+        check_index_name(index)
         with self._stage("index check", index):
-            if not self._call("index exists", lambda: self.client.indices.exists(index=index)):
-                self._meta_cache.pop(index, None)
+            self._meta_cache.pop(index, None)
+            root = self._read_meta(index)
+            if root is None:
                 return False
-            meta = self._meta(index, refresh=True)
+            if not is_ours(root):
+                if not self.config.overwrite_index:
+                    raise ForeignIndexError(index, self.config.display_url)
+                return False
+            meta = dict(root[META_KEY])
+            self._meta_cache[index] = meta
             if not meta.get("complete"):
+                return False
+            if fingerprint is not None and meta.get("fingerprint") != fingerprint:
                 return False
             if meta.get("kind") == "sparse" and (
                 meta.get("feature_encoding") != (feature_encoding(self.config) or FEATURE_ENCODING)
@@ -251,10 +283,30 @@ class OpenSearchBackend:
             count = self._call("count", lambda: self.client.count(index=index))["count"]
             return int(count) == int(meta.get("doc_count", -1))
 
-    def create(self, index: str, kind: Kind, dim: int | None = None, with_text: bool = False) -> None:
+    def create(
+        self,
+        index: str,
+        kind: Kind,
+        dim: int | None = None,
+        with_text: bool = False,
+        fingerprint: str | None = None,
+    ) -> None:
+        """Create ``index`` with our marker and ``fingerprint`` in its ``_meta``.
+
+        An existing index of ours is deleted first, with one log line saying why; any other
+        existing index raises :class:`ForeignIndexError` and is left untouched, unless
+        ``overwrite_index`` (then it is replaced, with a warning).
+        """
+        check_index_name(index)
         with self._stage("ingest", index):
-            self.delete(index)
+            root = self._read_meta(index)
+            if root is not None:
+                cfg = self.config
+                note = replacement_note(index, root, fingerprint, cfg.overwrite_index, cfg.display_url)
+                (logger.info if is_ours(root) else logger.warning)(note)
+                self._drop(index)
             meta = {
+                **owner_fields(fingerprint),
                 "complete": False,
                 "kind": kind,
                 "dim": int(dim) if dim else None,
@@ -278,6 +330,20 @@ class OpenSearchBackend:
             self._meta_cache[index] = meta
 
     def delete(self, index: str) -> None:
+        """Delete an index of ours (nothing if there is none); another's raises :class:`ForeignIndexError`
+        unless ``overwrite_index``."""
+        check_index_name(index)
+        with self._stage("delete", index):
+            root = self._read_meta(index)
+        if root is None:
+            self._meta_cache.pop(index, None)
+            self._ingested.pop(index, None)
+            return
+        if not is_ours(root) and not self.config.overwrite_index:
+            raise ForeignIndexError(index, self.config.display_url)
+        self._drop(index)
+
+    def _drop(self, index: str) -> None:
         from opensearchpy.exceptions import NotFoundError
 
         self._meta_cache.pop(index, None)
@@ -290,7 +356,7 @@ class OpenSearchBackend:
     def finalize(self, index: str) -> None:
         """Refresh, then record ``complete`` and the document count in the mapping's ``_meta``."""
         with self._stage("ingest", index):
-            meta = self._meta(index)
+            meta = self._meta(index, owned=True)
             self._call("refresh", lambda: self.client.indices.refresh(index=index))
             count = int(self._call("count", lambda: self.client.count(index=index))["count"])
             self._write_meta(index, {**meta, "complete": True, "doc_count": count})
@@ -303,7 +369,7 @@ class OpenSearchBackend:
             self._add(index, docs, texts)
 
     def _add(self, index: str, docs: Encoded | None, texts: dict[str, str] | None) -> None:
-        meta = self._meta(index)
+        meta = self._meta(index, owned=True)
         if docs is None and not texts:
             return
         if texts and not meta.get("with_text", True):
@@ -512,6 +578,16 @@ _CONNECTION_REASONS = (
 )
 
 
+def _server_reason(error: Exception, redact: Callable[[str], str]) -> str:
+    """The server's own ``reason`` of a rejected request (opensearch-py's ``info``), else its text."""
+    info = getattr(error, "info", None)
+    if isinstance(info, dict):
+        reason = (info.get("error") or {}).get("reason") if isinstance(info.get("error"), dict) else None
+        if reason:
+            return redact(str(reason))
+    return redact(str(error))
+
+
 def _short_reason(error: Exception | str, redact: Callable[[str], str]) -> str:
     """``HTTP 503`` or ``[Errno 111] Connection refused`` rather than urllib3's nested reprs."""
     status = getattr(error, "status_code", None)
@@ -526,6 +602,8 @@ def _short_reason(error: Exception | str, redact: Callable[[str], str]) -> str:
 
 
 __all__ = [
+    "ForeignIndexError",
+    "IndexNameError",
     "OpenSearchBackend",
     "OpenSearchConfig",
     "OpenSearchLostError",

@@ -101,6 +101,9 @@ class OpenSearchConfig:
     replicas: int = 0
     progress: bool = True
     check_connection: bool = True
+    # Replace an existing index that sparse_tune did not create (``--overwrite-index``); off, such an
+    # index is refused and left untouched (see sparse_tune/index/ownership.py).
+    overwrite_index: bool = False
     # Sparse ANN (OpenSearch 3.3+): a sparse_vector field with the SEISMIC method, token-id keys,
     # queried with neural_sparse + method_parameters. None = OpenSearch's own default.
     sparse_index: SparseIndexMode = "rank_features"

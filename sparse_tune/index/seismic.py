@@ -99,6 +99,7 @@ class _Index:
     vocab: dict[str, int] | None = None  # BM25 term -> column, for text indexes
     analyzer: str = "english"
     doc_count: int = 0
+    fingerprint: str | None = None
 
 
 class SeismicBackend:
@@ -120,14 +121,15 @@ class SeismicBackend:
         """What decides an index's content; an index saved with other build settings is not reused."""
         return {k: v for k, v in self.settings.build_options().items() if k != "num_threads"}
 
-    def exists(self, index: str) -> bool:
+    def exists(self, index: str, fingerprint: str | None = None) -> bool:
         idx = self._indices.get(index)
         if idx is not None and idx.engine is not None:
-            return True
-        return self._load(index)
+            return fingerprint is None or idx.fingerprint == fingerprint
+        return self._load(index, fingerprint)
 
-    def _load(self, index: str) -> bool:
-        """Load a complete saved index of this name and build settings; False when there is none."""
+    def _load(self, index: str, fingerprint: str | None = None) -> bool:
+        """Load a complete saved index of this name, build settings (and ``fingerprint``, when
+        given); False when there is none."""
         if self.index_dir is None:
             return False
         data_path, meta_path = self._paths(index)
@@ -136,19 +138,29 @@ class SeismicBackend:
         meta = json.loads(meta_path.read_text())
         if meta.get("build") != self._build_settings():
             return False
+        if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+            return False
         engine = _seismic().SeismicIndex.load(str(data_path))
         vocab = {t: i for i, t in enumerate(meta["vocab"])} if meta.get("vocab") is not None else None
         self._indices[index] = _Index(
             kind="sparse", with_text=vocab is not None, engine=engine, vocab=vocab,
             analyzer=meta.get("analyzer", "english"), doc_count=int(meta["doc_count"]),
+            fingerprint=meta.get("fingerprint"),
         )  # fmt: skip
         return True
 
-    def create(self, index: str, kind: Kind, dim: int | None = None, with_text: bool = False) -> None:
+    def create(
+        self,
+        index: str,
+        kind: Kind,
+        dim: int | None = None,
+        with_text: bool = False,
+        fingerprint: str | None = None,
+    ) -> None:
         if kind != "sparse":
             raise ValueError(f"the seismic backend indexes sparse vectors only, got kind '{kind}'")
         self.delete(index)
-        self._indices[index] = _Index(kind=kind, dim=dim, with_text=with_text)
+        self._indices[index] = _Index(kind=kind, dim=dim, with_text=with_text, fingerprint=fingerprint)
 
     def _get(self, index: str) -> _Index:
         if index not in self._indices and not self._load(index):
@@ -213,6 +225,7 @@ class SeismicBackend:
             "doc_count": idx.doc_count,
             "vocab": vocab,
             "analyzer": idx.analyzer,
+            "fingerprint": idx.fingerprint,
         }
         tmp = meta_path.with_name(meta_path.name + ".tmp")
         tmp.write_text(json.dumps(meta))

@@ -21,7 +21,14 @@ logger = logging.getLogger(__name__)
 
 MethodName = Literal["bm25", "model", "random"]
 
-__all__ = ["MethodName", "add_random_negatives", "default_index_name", "mine_beir_split", "mine_beir_splits"]
+__all__ = [
+    "MethodName",
+    "add_random_negatives",
+    "default_index_name",
+    "mine_beir_split",
+    "mine_beir_splits",
+    "mining_fingerprint",
+]
 
 
 def add_random_negatives(
@@ -43,17 +50,33 @@ def add_random_negatives(
     return out
 
 
+def _fingerprint_inputs(method: str, model: str | None, corpus_fingerprint: str) -> tuple[str, str, dict]:
+    from sparse_tune.index.fingerprint import fingerprint_model
+
+    return (fingerprint_model(model) if model else method), corpus_fingerprint, {"method": method}
+
+
+def mining_fingerprint(method: str, model: str | None, corpus_fingerprint: str) -> str:
+    """What a mining index holds (corpus texts, the model by its files, the method), as 16 hex.
+
+    Recorded in the index, so a later run, under a generated or a given name, reuses it only
+    when it would hold the same documents and vectors; :func:`default_index_name` ends in it.
+    """
+    from sparse_tune.index.fingerprint import index_fingerprint
+
+    return index_fingerprint(*_fingerprint_inputs(method, model, corpus_fingerprint))
+
+
 def default_index_name(dataset: str, method: str, model: str | None, corpus_fingerprint: str) -> str:
     """``sparse-tune-mine-<dataset>-<method>[-<model>]-<16 hex>``, a valid OpenSearch index name.
 
-    The hash covers the corpus texts and the model (a local checkpoint by its files), so a
-    later run reuses the index only when it would hold the same documents and vectors.
+    The hex is :func:`mining_fingerprint`: it covers the corpus texts and the model (a local
+    checkpoint by its files).
     """
-    from sparse_tune.index.fingerprint import fingerprint_model, index_name
+    from sparse_tune.index.fingerprint import index_name
 
     parts = ["sparse-tune-mine", Path(dataset).resolve().name, method] + ([Path(model).name] if model else [])
-    model_fp = fingerprint_model(model) if model else method
-    return index_name("-".join(parts), model_fp, corpus_fingerprint, {"method": method})
+    return index_name("-".join(parts), *_fingerprint_inputs(method, model, corpus_fingerprint))
 
 
 def mine_beir_split(
@@ -70,6 +93,7 @@ def mine_beir_split(
     seed: int = 42,
     random_negatives: int = 0,
     reindex: bool = False,
+    overwrite_index: bool = False,
     batch_size: int = 64,
     loaded: BeirSplit | None = None,
     report: ShortfallReport | None = None,
@@ -93,6 +117,7 @@ def mine_beir_split(
         seed=seed,
         random_negatives=random_negatives,
         reindex=reindex,
+        overwrite_index=overwrite_index,
         batch_size=batch_size,
         loaded=None if loaded is None else {split: loaded},
         reports=None if report is None else {split: report},
@@ -134,6 +159,7 @@ def mine_beir_splits(
     seed: int = 42,
     random_negatives: int = 0,
     reindex: bool = False,
+    overwrite_index: bool = False,
     batch_size: int = 64,
     loaded: Mapping[str, BeirSplit] | None = None,
     reports: dict[str, ShortfallReport] | None = None,
@@ -144,7 +170,9 @@ def mine_beir_splits(
     retriever (see :func:`mine_hard_negatives`); ``random`` draws uniform corpus negatives (the
     baseline training from a BEIR folder uses). ``random_negatives`` adds that many uniform
     negatives to each mined example, a guard against the false negatives hard mining picks up.
-    A complete index of the same name is reused unless ``reindex``.
+    A complete index of the same name and :func:`mining_fingerprint` is reused unless ``reindex``.
+    On OpenSearch an existing index that sparse_tune did not create is refused
+    (:class:`~sparse_tune.index.ownership.ForeignIndexError`) unless ``overwrite_index``.
 
     The splits share the folder's corpus, so it is parsed once, the model loaded once and the
     index built once (on the first split; the others search it). Each split's examples are the
@@ -164,6 +192,10 @@ def mine_beir_splits(
         raise ValueError("no split to mine")
     if method == "model" and not model:
         raise ValueError("mining with method 'model' needs a model")
+    if index is not None and backend == "opensearch":
+        from sparse_tune.index.fingerprint import check_index_name
+
+        check_index_name(index)  # before the dataset is read or a model loaded
     # a bad folder or split fails here, before any index is built
     read = _read_splits(dataset, splits, loaded)
     if method == "random":
@@ -177,8 +209,13 @@ def mine_beir_splits(
         from sparse_tune.models.io import load_model
 
         retriever = load_model(model)
-    index = index or default_index_name(dataset, method, model, fingerprint_texts(corpus.ids, corpus.texts))
-    engine = get_backend(backend, **(backend_options or {}))
+    corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
+    index = index or default_index_name(dataset, method, model, corpus_fp)
+    options = dict(backend_options or {})
+    if overwrite_index and backend == "opensearch":
+        options["overwrite_index"] = True
+    engine = get_backend(backend, **options)
+    fingerprint = mining_fingerprint(method, model, corpus_fp)
     mined: dict[str, list[dict[str, Any]]] = {}
     for split, (_, queries, qrels) in read.items():
         report = ShortfallReport() if reports is None else reports.setdefault(split, ShortfallReport())
@@ -196,6 +233,7 @@ def mine_beir_splits(
             reuse_index=bool(mined) or not reindex,  # ``reindex`` rebuilds once, for the first split
             batch_size=batch_size,
             report=report,
+            fingerprint=fingerprint,
         )
         if random_negatives > 0:
             examples = add_random_negatives(examples, dataset, split, random_negatives, seed, read[split])

@@ -47,10 +47,15 @@ def build_index(
     method: MiningMethod,
     model: Any = None,
     batch_size: int = 64,
+    fingerprint: str | None = None,
 ) -> None:
-    """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors."""
+    """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors.
+
+    ``fingerprint`` (of corpus, model and method) is recorded with the index, so only an index
+    built from the same inputs is reused (``backend.exists(index, fingerprint)``).
+    """
     if method == "bm25":
-        backend.create(index, kind="sparse", with_text=True)
+        backend.create(index, kind="sparse", with_text=True, fingerprint=fingerprint)
         backend.add(index, None, texts=dict(zip(corpus.ids, corpus.texts, strict=True)))
     elif method == "model":
         from sparse_tune.models.inference import encode_texts
@@ -59,7 +64,7 @@ def build_index(
             raise ValueError("method='model' needs a model")
         docs = encode_texts(model, corpus.ids, corpus.texts, "document", batch_size=batch_size)
         dim = None if docs.kind == "sparse" else int(docs.matrix.shape[1])
-        backend.create(index, kind=docs.kind, dim=dim)
+        backend.create(index, kind=docs.kind, dim=dim, fingerprint=fingerprint)
         backend.add(index, docs)
     else:
         raise ValueError(f"unknown mining method '{method}': choose 'bm25' or 'model'")
@@ -123,6 +128,7 @@ def mine_hard_negatives(
     reuse_index: bool = False,
     batch_size: int = 64,
     report: ShortfallReport | None = None,
+    fingerprint: str | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` training examples (texts) with mined hard negatives.
 
@@ -137,7 +143,8 @@ def mine_hard_negatives(
     holds fewer candidates is topped up from the ranks below the window, then with random
     corpus documents (:mod:`sparse_tune.mining.shortfall`); one with no negative at all is
     dropped. ``report``, when given, receives the counts (also logged as one line).
-    The index is rebuilt unless ``reuse_index`` and the backend already has it.
+    The index is rebuilt unless ``reuse_index`` and the backend already has it, built with
+    ``fingerprint`` when one is given.
     """
     lo, hi = rank_range
     if not 1 <= lo <= hi:
@@ -151,8 +158,11 @@ def mine_hard_negatives(
     if skipped:
         logger.info("mining: %d query(ies) without text or positives skipped", skipped)
 
-    if not (reuse_index and backend.exists(index)):
-        build_index(backend, index, corpus, method, model=model, batch_size=batch_size)
+    # Asked even when rebuilding: a server refuses an index it did not create here, before any encoding.
+    if not (backend.exists(index, fingerprint) and reuse_index):
+        build_index(
+            backend, index, corpus, method, model=model, batch_size=batch_size, fingerprint=fingerprint
+        )
     run = retrieve(
         backend, index, {q: queries[q] for q in positives}, hi, method, model=model, batch_size=batch_size
     )

@@ -60,9 +60,9 @@ def _units(ws: Workspace) -> dict[str, list[Unit]]:
     split = {k: getattr(cfg, k) for k in ("beir_dir", "train_split", "eval_holdout", "eval_holdout_seed",
                                           "eval_split", "eval_max_queries")}  # fmt: skip
     return {
-        "mine": [Unit("mine", {**split, "mining": asdict(cfg.mining)}, (), ws.mine_candidates)]
+        "mine": [Unit("mine", {**split, "mining": cfg.mining.identity()}, (), ws.mine_candidates)]
         + [
-            Unit(f"mine-{t.name}", {**split, "mining": asdict(cfg.teacher_mining(t))}, (),
+            Unit(f"mine-{t.name}", {**split, "mining": cfg.teacher_mining(t).identity()}, (),
                  lambda t=t: ws.mine_for_teacher(t))
             for t in mined
         ],

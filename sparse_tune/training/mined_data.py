@@ -48,7 +48,7 @@ def mining_inputs(data: DataConfig, loaded: BeirSplit) -> dict[str, Any]:
     corpus, queries, qrels = loaded
     qids = sorted(queries)
     return {
-        "settings": dataclasses.asdict(spec),
+        "settings": spec.identity(),
         "beir_split": data.beir_split,
         "corpus": fingerprint_texts(corpus.ids, corpus.texts),
         "queries": fingerprint_texts(qids, [queries[q] for q in qids]),
