@@ -49,8 +49,10 @@ class ModelConfig:
     )
     head: Optional[HeadName] = field(
         default=None,
-        metadata={"help": "splade | inference_free | dense. Default: the checkpoint's own head, else "
-                  "splade for masked-LM checkpoints and dense otherwise."},
+        metadata={
+            "help": "splade | inference_free | dense. Default: the checkpoint's own head, else "
+            "splade for masked-LM checkpoints and dense otherwise."
+        },
     )
     activation: Activation = field(
         default="log1p_relu", metadata={"help": "SPLADE activation: log1p_relu or log1p_log1p_relu."}
@@ -68,7 +70,8 @@ class ModelConfig:
     max_query_length: int = field(default=64, metadata={"help": "Query truncation in tokens."})
     max_doc_length: int = field(default=256, metadata={"help": "Document truncation in tokens."})
     splade_impl: Literal["fused", "reference"] = field(
-        default="fused", metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."}
+        default="fused",
+        metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."},
     )
 
     def __post_init__(self) -> None:
@@ -157,7 +160,8 @@ class DataConfig:
     hf_subset: Optional[str] = field(default=None, metadata={"help": "Configuration name of hf_dataset."})
     hf_split: str = field(default="train", metadata={"help": "Split of hf_dataset."})
     docs_per_query: int = field(
-        default=8, metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."}
+        default=8,
+        metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."},
     )
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
@@ -226,7 +230,9 @@ class LossConfig:
         default="infonce", metadata={"help": "Ranking / distillation loss."}
     )
     scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
-    in_batch_negatives: bool = field(default=True, metadata={"help": "InfoNCE over all documents in the batch."})
+    in_batch_negatives: bool = field(
+        default=True, metadata={"help": "InfoNCE over all documents in the batch."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "KL distillation temperature."})
     flops_doc_weight: float = field(default=0.0, metadata={"help": "FLOPS weight on documents."})
     flops_query_weight: float = field(
@@ -245,7 +251,10 @@ class LossConfig:
         default=False, metadata={"help": "Weigh document FLOPS per token by an IDF penalty (needs idf)."}
     )
     teachers: list = field(
-        default_factory=list, metadata={"help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."}
+        default_factory=list,
+        metadata={
+            "help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."
+        },
     )
     score_scale: float = field(
         default=DEFAULT_SCORE_SCALE,
@@ -253,13 +262,17 @@ class LossConfig:
     )
     gather_across_devices: bool = field(
         default=True,
-        metadata={"help": "Under DDP: in-batch negatives and FLOPS over every rank's representations (global "
-                  "batch); false keeps each rank to its own batch. No effect in a single process."},
+        metadata={
+            "help": "Under DDP: in-batch negatives and FLOPS over every rank's representations (global "
+            "batch); false keeps each rank to its own batch. No effect in a single process."
+        },
     )
     cached: bool = field(
         default=False,
-        metadata={"help": "GradCache: encode each step in chunks of mini_batch_size examples; same loss and "
-                  "gradients as uncached, at the activation memory of one chunk."},
+        metadata={
+            "help": "GradCache: encode each step in chunks of mini_batch_size examples; same loss and "
+            "gradients as uncached, at the activation memory of one chunk."
+        },
     )
     mini_batch_size: int = field(default=32, metadata={"help": "Examples per chunk when cached is true."})
 
@@ -378,7 +391,28 @@ class EvalConfig:
                 raise ConfigError("early_stopping_patience needs validation: set eval_split or eval_holdout")
 
 
-OURS = (ModelConfig, DataConfig, LossConfig, EvalConfig)
+@dataclass
+class RunConfig:
+    """What to do with an output_dir that already holds a run (see :mod:`sparse_tune.training.run_folder`)."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace the run already in output_dir (finished or interrupted): its checkpoints "
+            "and final model are deleted and training starts over. Without it a finished run is "
+            "never overwritten."
+        },
+    )
+    resume: bool = field(
+        default=True,
+        metadata={
+            "help": "Continue an interrupted run found in output_dir (checkpoints, no final model) from its "
+            "last complete checkpoint; false (--no-resume) deletes its checkpoints and starts over."
+        },
+    )
+
+
+OURS = (ModelConfig, DataConfig, LossConfig, EvalConfig, RunConfig)
 
 
 def _path_fields(*classes: type) -> dict[str, str]:
@@ -518,12 +552,16 @@ def build_section(cls: type, values: Any, where: str = "") -> Any:
     unknown = [k for k in values if k not in names]
     if unknown:
         hints = {k: difflib.get_close_matches(str(k), names, n=2) for k in unknown}
-        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        hint_text = "; ".join(
+            f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items()
+        )
         raise ConfigError(f"{prefix}unknown key(s): {hint_text}. Valid keys: {', '.join(names)}")
     missing = [
         f.name
         for f in fields
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in values
     ]
     if missing:
         raise ConfigError(f"{prefix}missing key(s): {', '.join(missing)}")
@@ -550,6 +588,7 @@ class TrainConfig:
     training: Any  # transformers.TrainingArguments
     source: dict = field(default_factory=dict)  # the flat recipe as given (YAML + overrides)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
 
 def valid_keys() -> dict[str, list[str]]:
@@ -628,7 +667,9 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         ours = sorted(k for cls in OURS for k in keys[cls.__name__])
         everything = ours + keys["TrainingArguments"]
         hints = {k: difflib.get_close_matches(k, everything, n=3) for k in unknown}
-        hint_text = "; ".join(f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items())
+        hint_text = "; ".join(
+            f"{k!r} (did you mean {', '.join(v)}?)" if v else repr(k) for k, v in hints.items()
+        )
         raise ConfigError(
             f"unknown config key(s): {hint_text}. Valid keys: {', '.join(ours)}, "
             "and any transformers TrainingArguments field (e.g. output_dir, max_steps, learning_rate, "
@@ -639,6 +680,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     data = _build(DataConfig, by_class["DataConfig"])
     loss = _build(LossConfig, by_class["LossConfig"])
     evaluation = _build(EvalConfig, by_class["EvalConfig"])
+    run = _build(RunConfig, by_class["RunConfig"])
     targs = by_class["TrainingArguments"]
     if evaluation.enabled:
         # Validation goes through the Trainer's own machinery: evaluate every eval_steps (and the
@@ -682,4 +724,6 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         )
     if evaluation.early_stopping_patience is not None and not training.load_best_model_at_end:
         raise ConfigError("early_stopping_patience needs load_best_model_at_end: true")
-    return TrainConfig(model=model, data=data, loss=loss, training=training, source=source, eval=evaluation)
+    return TrainConfig(
+        model=model, data=data, loss=loss, training=training, source=source, eval=evaluation, run=run
+    )

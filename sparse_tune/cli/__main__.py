@@ -25,12 +25,27 @@ VERBS = ("train", "evaluate", "encode", "idf", "mine", "score", "export", "tune"
 #: Errors that mean "your input is wrong": one line, exit code 2, traceback only with --debug.
 #: ConnectionError covers OpenSearchUnavailableError (server unreachable or credentials refused at start).
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, FileNotFoundError, KeyError, RuntimeError, ConnectionError,
+    ValueError,
+    FileNotFoundError,
+    KeyError,
+    RuntimeError,
+    ConnectionError,
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the project's error shape: one line ``PROG: error: ...``, exit code 2, no usage block.
+
+    The usage block argparse prints first would push the one line that matters off a small
+    terminal; ``--help`` still shows it. Subparsers inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sparse-tune", description=__doc__)
+    parser = OneLineParser(prog="sparse-tune", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True)
     for verb in VERBS:
@@ -69,8 +84,11 @@ def call_reporting_errors(label: str, call: Callable[[], int | None], debug: boo
     """
     try:
         return int(call() or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C: what was kept and how to go on (training says), no traceback
+        if debug:
+            traceback.print_exc()
+        detail = " ".join(str(exc).split())
+        print(f"{label}: interrupted" + (f" {detail}" if detail else ""), file=sys.stderr)
         return 130
     except USER_ERRORS as exc:
         if debug:

@@ -110,7 +110,7 @@ def make_objective(settings: TuneSettings, metric: str) -> Any:
         trial.set_user_attr("output_dir", str(out))
         try:
             cfg = load_train_config(settings.config, {**settings.overrides, **params, "output_dir": str(out)})
-            train(cfg, callbacks=[PruningCallback(trial, metric_key)])
+            train(cfg, callbacks=[PruningCallback(trial, metric_key)], owned=True)  # the study decides reruns
             state = json.loads((out / "trainer_state.json").read_text(encoding="utf-8"))
             if state.get("best_metric") is None:
                 raise RuntimeError("no validation after step 0 (eval_steps larger than max_steps?)")
@@ -155,7 +155,9 @@ def write_trials_table(study: Any, path: Path) -> Path:
     names = sorted({k for t in study.trials for k in t.params})
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["number", "state", "value", "duration_s", *names, "best_step", "base", "kept", "error"])
+        writer.writerow(
+            ["number", "state", "value", "duration_s", *names, "best_step", "base", "kept", "error"]
+        )
         for t in study.trials:
             duration = t.duration.total_seconds() if t.duration is not None else ""
             writer.writerow(
