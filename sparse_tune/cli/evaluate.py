@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparse_tune.cli.argtypes import folder, positive_int
 from sparse_tune.cli.opensearch_args import add_opensearch_args, backend_options
 from sparse_tune.cli.sparse_search_args import add_ann_args, add_prune_args, ann_options, approximate
 
@@ -37,20 +38,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--output",
+        type=folder,
         default="runs/eval",
         help="folder for results.json (and the curve PNG); rows already there are kept, and "
         "replaced for the same model, dataset, split and backend",
     )
-    p.add_argument("--top-k", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
+    p.add_argument("--top-k", type=positive_int, default=100, help="documents retrieved per query")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument(
+        "--doc-top-k", type=positive_int, default=None, help="keep each document's top-k weights only"
+    )
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
     p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
-    p.add_argument("--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)")
-    p.add_argument("--head", choices=("splade", "inference_free", "dense"), default=None,
-                   help="override the head of every --model (e.g. a base MLM evaluated as inference_free)")
+    p.add_argument(
+        "--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)"
+    )
+    p.add_argument(
+        "--head",
+        choices=("splade", "inference_free", "dense"),
+        default=None,
+        help="override the head of every --model (e.g. a base MLM evaluated as inference_free)",
+    )
     p.add_argument("--idf-path", default=None, help="idf.json for --head inference_free")
-    p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+    p.add_argument(
+        "--max-queries", type=positive_int, default=None, help="evaluate only the first N judged queries"
+    )
     p.add_argument("--no-plot", action="store_true")
     add_opensearch_args(p)
     add_prune_args(p)
@@ -80,21 +92,27 @@ def run(args: argparse.Namespace) -> int:
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
     corpus, queries, qrels = load_beir(args.dataset, args.split)
-    if args.max_queries:
+    if args.max_queries is not None:
         qrels = dict(list(qrels.items())[: args.max_queries])
     if args.backend != "opensearch" and ann_options(args):
-        raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
+        raise ValueError(
+            "--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only"
+        )
     cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
     options = {**backend_options(args), **(ann_options(args) if args.backend == "opensearch" else {})}
     if args.backend == "seismic" and cache_dir:
         options["index_dir"] = str(Path(cache_dir) / "seismic")
     backend = get_backend(args.backend, **options)
     settings = EvalSettings(
-        top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        doc_top_k=args.doc_top_k,
+        bf16=args.bf16,
         reindex=args.reindex,
         cache_dir=cache_dir,
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
-        doc_prune_type=args.prune_type, doc_prune_ratio=args.prune_ratio,
+        doc_prune_type=args.prune_type,
+        doc_prune_ratio=args.prune_ratio,
         compare_exact=args.compare_exact or approximate(args),
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)

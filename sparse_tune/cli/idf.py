@@ -6,6 +6,8 @@ import argparse
 import logging
 import time
 
+from sparse_tune.cli.argtypes import positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=None,
         help="count only the first N tokens of each document (default: all)",
     )
