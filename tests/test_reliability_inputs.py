@@ -229,7 +229,7 @@ def test_checkpoint_folder_missing_files(tmp_path, splade_tiny, capsys):
     capsys.readouterr()  # the save's progress bar
     args = ["evaluate", "--model", str(ckpt), "--dataset", str(TINY), "--output", str(tmp_path / "eval")]
     assert main(args) == 2
-    assert _one_line(capsys) == f"sparse-tune evaluate: error: {ckpt}: checkpoint is missing model.safetensors"
+    assert _one_line(capsys) == f"sparse-tune evaluate: error: {ckpt}: model folder is missing model.safetensors (its weights)"
 
 
 @pytest.mark.parametrize("weight, fragment", [("NaN", "weight is not finite (nan)"),
