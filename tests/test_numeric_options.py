@@ -156,7 +156,7 @@ def test_messages_are_exact_for_the_issue_cases(capsys):
     assert capsys.readouterr().err == (
         "sparse-tune evaluate: error: argument --top-k: must be an integer >= 1, got 0 (see --help)\n"
     )
-    assert main(["train", "--output_dir=x", "--max_steps=-5"]) == 2
+    assert main(["train", "--output_dir", "x", "--max_steps", "-5"]) == 2
     assert capsys.readouterr().err == "sparse-tune train: error: max_steps must be >= 1, got -5\n"
     with pytest.raises(SystemExit):
         main(["mine", "--dataset", "x", "--output", "o", "--range", "5-2"])

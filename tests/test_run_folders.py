@@ -181,6 +181,9 @@ def test_a_file_as_output_dir_is_one_line(finished, tmp_path, capsys):
         == f"sparse-tune train: error: output_dir {target} is a file, not a folder: choose a folder for the run"
     )
     assert target.read_text() == "mine\n"
+    # without a recipe too: the value of --output_dir is not taken for the recipe
+    assert main(["train", "--output_dir", str(target)]) == 2
+    assert _one_line(capsys.readouterr().err) == line
 
 
 def test_no_resume_contradicts_an_explicit_checkpoint(finished, tmp_path, capsys):

@@ -70,11 +70,38 @@ def main(argv: list[str] | None = None) -> int:
         # say what failed, and --debug brings the library's logging back.
         logging.getLogger("opensearch").setLevel(logging.ERROR)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_bind_override_values(parser, argv))
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
     return call_reporting_errors(f"sparse-tune {args.verb}", lambda: args.func(args), debug)
+
+
+def _bind_override_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--key value`` -> ``--key=value`` for recipe overrides (options the verb's parser does not know).
+
+    Otherwise argparse gives ``value`` to the optional recipe positional: ``train --output_dir out``
+    would read ``out`` as the recipe, and ``--max_steps -5`` would look like an unknown option.
+    """
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    verb_parser = sub.choices.get(verb) if sub is not None and verb else None
+    if verb_parser is None or not verb_parser.get_default("accepts_overrides"):
+        return argv
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        unknown = (
+            token.startswith("--") and "=" not in token and token not in verb_parser._option_string_actions
+        )
+        if unknown and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
 
 
 def call_reporting_errors(label: str, call: Callable[[], int | None], debug: bool = False) -> int:
