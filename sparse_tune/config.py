@@ -26,6 +26,15 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from sparse_tune.bounds import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    Bound,
+    check_fields,
+)
 from sparse_tune.registry import MODELS
 
 logger = logging.getLogger(__name__)
@@ -75,10 +84,8 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.max_query_length < 1 or self.max_doc_length < 1:
-            raise ConfigError("max_query_length and max_doc_length must be >= 1")
-        if self.idf_learning_rate is not None and self.idf_learning_rate < 0:
-            raise ConfigError(f"idf_learning_rate must be >= 0, got {self.idf_learning_rate}")
+        check_fields(self, {"max_query_length": POSITIVE_INT, "max_doc_length": POSITIVE_INT})
+        check_fields(self, {"idf_learning_rate": POSITIVE})
 
 
 def parse_rank_range(text: str) -> tuple[int, int]:
@@ -119,6 +126,7 @@ class MiningSpec:
             raise ConfigError(f"negatives must be >= 1, got {self.negatives}")
         if self.random_negatives < 0:
             raise ConfigError(f"random_negatives must be >= 0, got {self.random_negatives}")
+        check_fields(self, {"seed": SEED})
         if self.method == "model" and not self.model:
             raise ConfigError("method 'model' needs a model")
 
@@ -298,8 +306,7 @@ class LossConfig:
         for name in ("flops_doc_weight", "flops_query_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.scale <= 0 or self.temperature <= 0:
-            raise ConfigError("scale and temperature must be > 0")
+        check_fields(self, {"scale": POSITIVE, "temperature": POSITIVE, "score_scale": POSITIVE})
         if self.flops_warmup_steps < 0:
             raise ConfigError(f"flops_warmup_steps must be >= 0, got {self.flops_warmup_steps}")
         for name in ("flops_doc_threshold", "flops_query_threshold"):
@@ -399,8 +406,10 @@ class EvalConfig:
             raise ConfigError(f"eval_holdout must be >= 1 queries, got {self.eval_holdout}")
         if self.eval_max_queries is not None and self.eval_max_queries < 1:
             raise ConfigError(f"eval_max_queries must be >= 1 queries, got {self.eval_max_queries}")
-        if self.eval_corpus_budget < 1 or self.eval_pool_bm25_k < 1:
-            raise ConfigError("eval_corpus_budget and eval_pool_bm25_k must be >= 1")
+        check_fields(
+            self,
+            {"eval_corpus_budget": POSITIVE_INT, "eval_pool_bm25_k": POSITIVE_INT, "eval_holdout_seed": SEED},
+        )
         if not 0.0 < self.keep_significance <= 1.0:
             raise ConfigError(f"keep_significance must be in (0, 1], got {self.keep_significance}")
         if self.early_stopping_patience is not None:
@@ -410,7 +419,28 @@ class EvalConfig:
                 raise ConfigError("early_stopping_patience needs validation: set eval_split or eval_holdout")
 
 
-OURS = (ModelConfig, DataConfig, LossConfig, EvalConfig)
+@dataclass
+class RunConfig:
+    """What to do with an output_dir that already holds a run (see :mod:`sparse_tune.training.run_folder`)."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace the run already in output_dir (finished or interrupted): its checkpoints "
+            "and final model are deleted and training starts over. Without it a finished run is "
+            "never overwritten."
+        },
+    )
+    resume: bool = field(
+        default=True,
+        metadata={
+            "help": "Continue an interrupted run found in output_dir (checkpoints, no final model) from its "
+            "last complete checkpoint; false (--no-resume) deletes its checkpoints and starts over."
+        },
+    )
+
+
+OURS = (ModelConfig, DataConfig, LossConfig, EvalConfig, RunConfig)
 
 
 def _path_fields(*classes: type) -> dict[str, str]:
@@ -593,6 +623,34 @@ class TrainConfig:
     training: Any  # transformers.TrainingArguments
     source: dict = field(default_factory=dict)  # the flat recipe as given (YAML + overrides)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+#: Ranges of the transformers TrainingArguments a recipe may set, checked when the recipe is read
+#: (transformers accepts e.g. ``max_steps: -1`` as "unset" and ``learning_rate: 0`` silently). Step
+#: intervals below 1 are transformers' fractions of the total steps, so they only need to be > 0.
+TRAINING_BOUNDS: dict[str, Bound] = {
+    "learning_rate": POSITIVE,
+    "max_steps": POSITIVE_INT,
+    "save_steps": POSITIVE,
+    "eval_steps": POSITIVE,
+    "logging_steps": POSITIVE,
+    "num_train_epochs": POSITIVE,
+    "per_device_train_batch_size": POSITIVE_INT,
+    "per_device_eval_batch_size": POSITIVE_INT,
+    "gradient_accumulation_steps": POSITIVE_INT,
+    "eval_accumulation_steps": POSITIVE_INT,
+    "save_total_limit": POSITIVE_INT,
+    "warmup_steps": NON_NEGATIVE,
+    "weight_decay": NON_NEGATIVE,
+    "max_grad_norm": NON_NEGATIVE,
+    "adam_epsilon": POSITIVE,
+    "adam_beta1": Bound(lo=0, hi=1, hi_open=True),
+    "adam_beta2": Bound(lo=0, hi=1, hi_open=True),
+    "dataloader_num_workers": NON_NEGATIVE_INT,
+    "seed": SEED,
+    "data_seed": SEED,
+}
 
 
 def valid_keys() -> dict[str, list[str]]:
@@ -611,8 +669,8 @@ def parse_overrides(argv: list[str]) -> dict[str, Any]:
         token = argv[i]
         if not token.startswith("--") or len(token) == 2:
             raise ConfigError(f"expected --key value, got {token!r}")
-        key = token[2:].replace("-", "_")
-        if "=" in key:
+        key = token[2:]
+        if "=" in key:  # --key=value: only the key's dashes are underscores (--max_steps=-5 stays -5)
             key, raw = key.split("=", 1)
             i += 1
         else:
@@ -622,6 +680,7 @@ def parse_overrides(argv: list[str]) -> dict[str, Any]:
             else:
                 raw = argv[i + 1]
                 i += 2
+        key = key.replace("-", "_")
         out[key] = yaml.safe_load(raw) if raw != "" else ""
     return out
 
@@ -759,6 +818,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     data = _build(DataConfig, by_class["DataConfig"])
     loss = _build(LossConfig, by_class["LossConfig"])
     evaluation = _build(EvalConfig, by_class["EvalConfig"])
+    run = _build(RunConfig, by_class["RunConfig"])
     targs = by_class["TrainingArguments"]
     if evaluation.enabled:
         # Validation goes through the Trainer's own machinery: evaluate every eval_steps (and the
@@ -785,10 +845,12 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         annotation = hints.get(key)
         if annotation in (int, float, bool, str) and value is not None:
             targs[key] = _coerce(key, value, annotation)
-    # After coercion: YAML reads `1e-4` (no dot) as a string, which _coerce turns into a float.
-    lr = targs.get("learning_rate")
-    if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0):
-        raise ConfigError(f"learning_rate must be a number >= 0, got {lr!r}")
+    # After coercion (YAML reads `1e-4`, no dot, as a string, which _coerce turns into a float).
+    for key, bound in TRAINING_BOUNDS.items():
+        try:
+            bound.check(key, targs.get(key))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     # Steps the user did not give follow the ones they did (--max_steps 3 alone must still run).
     from sparse_tune.step_schedule import reconcile_steps
 
@@ -816,4 +878,6 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         )
     if evaluation.early_stopping_patience is not None and not training.load_best_model_at_end:
         raise ConfigError("early_stopping_patience needs load_best_model_at_end: true")
-    return TrainConfig(model=model, data=data, loss=loss, training=training, source=source, eval=evaluation)
+    return TrainConfig(
+        model=model, data=data, loss=loss, training=training, source=source, eval=evaluation, run=run
+    )

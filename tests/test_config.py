@@ -52,7 +52,7 @@ def test_unknown_key_lists_valid_ones_and_suggests(tmp_path):
     "key,value,fragment",
     [
         ("flops_doc_weight", -0.1, "flops_doc_weight must be >= 0"),
-        ("learning_rate", -1e-5, "learning_rate must be a number >= 0"),
+        ("learning_rate", -1e-5, "learning_rate must be > 0"),
         ("docs_per_query", 0, "docs_per_query must be >= 1"),
         ("docs_per_query", "many", "expected an integer"),
         ("head", "colbert", "not one of"),

@@ -138,7 +138,7 @@ def test_score_skip_bad_lines_reports_the_count(tmp_path, capsys):
     [
         (["--learning_rat", "1e-4"], "unknown config key(s): 'learning_rat' (did you mean learning_rate"),
         (["--max_doc_length", "many"], "max_doc_length: expected an integer, got 'many'"),
-        (["--learning_rate", "-1e-4"], "learning_rate must be a number >= 0, got -0.0001"),
+        (["--learning_rate", "-1e-4"], "learning_rate must be > 0, got -0.0001"),
         (["--flops_doc_weight", "-0.1"], "flops_doc_weight must be >= 0, got -0.1"),
         (["--docs_per_query", "0"], "docs_per_query must be >= 1, got 0"),
         (["--skip_bad_lines", "maybe"], "skip_bad_lines: expected true/false, got 'maybe'"),
@@ -229,7 +229,7 @@ def test_checkpoint_folder_missing_files(tmp_path, splade_tiny, capsys):
     capsys.readouterr()  # the save's progress bar
     args = ["evaluate", "--model", str(ckpt), "--dataset", str(TINY), "--output", str(tmp_path / "eval")]
     assert main(args) == 2
-    assert _one_line(capsys) == f"sparse-tune evaluate: error: {ckpt}: checkpoint is missing model.safetensors"
+    assert _one_line(capsys) == f"sparse-tune evaluate: error: {ckpt}: model folder is missing model.safetensors (its weights)"
 
 
 @pytest.mark.parametrize("weight, fragment", [("NaN", "weight is not finite (nan)"),

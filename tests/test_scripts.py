@@ -30,7 +30,7 @@ def _error_lines(stderr: str) -> list[str]:
             "mine_hard_negatives.py",
             "mine",
             ["--dataset", str(TINY), "--split", "test", "--negatives", "0", "--output", "mined.jsonl"],
-            "n_negatives must be >= 1, got 0",
+            "argument --negatives: must be an integer >= 1, got 0",
         ),
         ("train_ir.py", "train", ["missing.yaml"], "missing.yaml"),
         (
@@ -52,7 +52,7 @@ def _error_lines(stderr: str) -> list[str]:
                 "--docs-per-query",
                 "1",
             ],
-            "--docs-per-query must be",
+            "argument --docs-per-query: must be an integer 0 or >= 2, got 1",
         ),
     ],
 )

@@ -34,10 +34,11 @@ def test_mean_and_sample_std():
 
 def test_seeds_trains_and_evaluates_each_seed(tmp_path, capsys):
     beir = write_beir(tmp_path / "beir")
-    code = main(["seeds", str(ROOT / "configs" / "quickstart.yaml"), "--seeds", "1", "2", "--dataset", str(beir),
-                 "--split", "train", "--output", str(tmp_path / "seeds"), "--beir_dir", str(beir), "--max_steps", "1",
-                 "--per_device_train_batch_size", "2", "--docs_per_query", "2", "--max_doc_length", "32",
-                 "--max_query_length", "16", "--save_steps", "100"])  # fmt: skip
+    args = ["seeds", str(ROOT / "configs" / "quickstart.yaml"), "--seeds", "1", "2", "--dataset", str(beir),
+            "--split", "train", "--output", str(tmp_path / "seeds"), "--beir_dir", str(beir), "--max_steps", "1",
+            "--per_device_train_batch_size", "2", "--docs_per_query", "2", "--max_doc_length", "32",
+            "--max_query_length", "16", "--save_steps", "100"]  # fmt: skip
+    code = main(args)
     assert code == 0
     report = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
     assert report["seeds"] == [1, 2] and [r["model"] for r in report["runs"]] == ["seed 1", "seed 2"]
@@ -50,6 +51,22 @@ def test_seeds_trains_and_evaluates_each_seed(tmp_path, capsys):
     # no validation in this recipe: each seed kept its last model, and says so
     assert printed[-3:-1] == [f"seed {s}: kept the last model (no validation)" for s in (1, 2)]
     assert [r["kept"] for r in report["runs"]] == [None, None]
+
+    # The same command again reuses both finished runs (nothing retrained, same figures); other
+    # settings are refused before any training, and the runs are left as they were.
+    weights = (tmp_path / "seeds" / "seed-1" / "model.safetensors").read_bytes()
+    assert main(args) == 0
+    assert (tmp_path / "seeds" / "seed-1" / "model.safetensors").read_bytes() == weights
+    again = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
+    figures = ("nDCG@10", "MRR@10", "Recall@100", "doc_nnz", "query_nnz")  # timings differ between runs
+    assert [{k: r["metrics"][k] for k in figures} for r in again["runs"]] == [
+        {k: r["metrics"][k] for k in figures} for r in report["runs"]
+    ]
+    capsys.readouterr()
+    assert main([*args, "--learning_rate", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert f"output_dir {tmp_path / 'seeds' / 'seed-1'} holds a finished run" in err and err.count("\n") == 1
+    assert (tmp_path / "seeds" / "seed-1" / "model.safetensors").read_bytes() == weights
 
 
 def test_seeds_refuses_repeated_seeds(tmp_path, capsys):

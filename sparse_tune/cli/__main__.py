@@ -25,12 +25,27 @@ VERBS = ("train", "evaluate", "encode", "idf", "mine", "score", "export", "tune"
 #: Errors that mean "your input is wrong": one line, exit code 2, traceback only with --debug.
 #: ConnectionError covers OpenSearchUnavailableError (server unreachable or credentials refused at start).
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, FileNotFoundError, KeyError, RuntimeError, ConnectionError,
+    ValueError,
+    FileNotFoundError,
+    KeyError,
+    RuntimeError,
+    ConnectionError,
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the project's error shape: one line ``PROG: error: ...``, exit code 2, no usage block.
+
+    The usage block argparse prints first would push the one line that matters off a small
+    terminal; ``--help`` still shows it. Subparsers inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sparse-tune", description=__doc__)
+    parser = OneLineParser(prog="sparse-tune", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True)
     for verb in VERBS:
@@ -55,11 +70,38 @@ def main(argv: list[str] | None = None) -> int:
         # say what failed, and --debug brings the library's logging back.
         logging.getLogger("opensearch").setLevel(logging.ERROR)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_bind_override_values(parser, argv))
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
     return call_reporting_errors(f"sparse-tune {args.verb}", lambda: args.func(args), debug)
+
+
+def _bind_override_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--key value`` -> ``--key=value`` for recipe overrides (options the verb's parser does not know).
+
+    Otherwise argparse gives ``value`` to the optional recipe positional: ``train --output_dir out``
+    would read ``out`` as the recipe, and ``--max_steps -5`` would look like an unknown option.
+    """
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    verb_parser = sub.choices.get(verb) if sub is not None and verb else None
+    if verb_parser is None or not verb_parser.get_default("accepts_overrides"):
+        return argv
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        unknown = (
+            token.startswith("--") and "=" not in token and token not in verb_parser._option_string_actions
+        )
+        if unknown and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
 
 
 def call_reporting_errors(label: str, call: Callable[[], int | None], debug: bool = False) -> int:
@@ -69,8 +111,11 @@ def call_reporting_errors(label: str, call: Callable[[], int | None], debug: boo
     """
     try:
         return int(call() or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C: what was kept and how to go on (training says), no traceback
+        if debug:
+            traceback.print_exc()
+        detail = " ".join(str(exc).split())
+        print(f"{label}: interrupted" + (f" {detail}" if detail else ""), file=sys.stderr)
         return 130
     except USER_ERRORS as exc:
         if debug:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from sparse_tune.cli.argtypes import folder
 from sparse_tune.pipeline import STAGES
 
 
@@ -17,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "so a rerun resumes where the last one stopped.",
     )
     p.add_argument("config", help="pipeline config (YAML)")
-    p.add_argument("--output-dir", default=None, help="output folder (default: the config's output_dir)")
+    p.add_argument(
+        "--output-dir", type=folder, default=None, help="output folder (default: the config's output_dir)"
+    )
     p.add_argument(
         "--force",
         nargs="+",

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sparse_tune.cli.argtypes import positive_int
 from sparse_tune.cli.sparse_search_args import add_prune_args
 
 if TYPE_CHECKING:
@@ -23,13 +24,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="encode a corpus to an .npz (ids + sparse matrix or dense array)")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True, help="BEIR folder or corpus JSONL")
-    p.add_argument("--output", required=True, help=".npz file, or .jsonl for OpenSearch-ready sparse documents")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--doc-top-k", type=int, default=None)
+    p.add_argument(
+        "--output", required=True, help=".npz file, or .jsonl for OpenSearch-ready sparse documents"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--doc-top-k", type=positive_int, default=None)
     p.add_argument("--bf16", action="store_true")
-    p.add_argument("--limit", type=int, default=None, help="encode only the first N documents")
-    p.add_argument("--sparse-embedding-format", choices=("WORD", "TOKEN_ID"), default="WORD",
-                   help="feature keys of a .jsonl output (ml-commons' sparse_embedding_format)")
+    p.add_argument("--limit", type=positive_int, default=None, help="encode only the first N documents")
+    p.add_argument(
+        "--sparse-embedding-format",
+        choices=("WORD", "TOKEN_ID"),
+        default="WORD",
+        help="feature keys of a .jsonl output (ml-commons' sparse_embedding_format)",
+    )
     add_prune_args(p)
     p.set_defaults(func=run)
 
@@ -46,22 +53,26 @@ def run(args: argparse.Namespace) -> int:
     jsonl = args.output.endswith(".jsonl")
     corpus = load_corpus_any(args.dataset)
     ids, texts = corpus.ids, corpus.texts
-    if args.limit:
+    if args.limit is not None:
         ids, texts = ids[: args.limit], texts[: args.limit]
     model = load_model(args.model)
     t0 = time.perf_counter()
     enc = encode_texts(model, ids, texts, "document", args.batch_size, args.doc_top_k, args.bf16)
     seconds = time.perf_counter() - t0
     if enc.kind == "sparse" and args.prune_type != "none":
-        enc = Encoded(enc.ids, prune_matrix(enc.matrix, args.prune_type, args.prune_ratio), enc.kind, enc.vocab)
+        enc = Encoded(
+            enc.ids, prune_matrix(enc.matrix, args.prune_type, args.prune_ratio), enc.kind, enc.vocab
+        )
     elif args.prune_type != "none":
         raise ValueError("--prune-type applies to sparse models only")
     if jsonl:
         write_jsonl(Path(args.output), enc, args.sparse_embedding_format == "TOKEN_ID")
     else:
         save_encoded(Path(args.output), enc)
-    print(f"encoded {len(ids)} documents in {seconds:.1f} s ({len(ids) / max(seconds, 1e-9):.1f} docs/s), "
-          f"avg non-zeros {sparsity_stats(enc)['nnz']:.1f}; wrote {args.output}")
+    print(
+        f"encoded {len(ids)} documents in {seconds:.1f} s ({len(ids) / max(seconds, 1e-9):.1f} docs/s), "
+        f"avg non-zeros {sparsity_stats(enc)['nnz']:.1f}; wrote {args.output}"
+    )
     return 0
 
 

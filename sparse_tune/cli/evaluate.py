@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparse_tune.cli.argtypes import folder, positive_int
 from sparse_tune.cli.opensearch_args import add_opensearch_args, backend_options
 from sparse_tune.cli.sparse_search_args import add_ann_args, add_prune_args, ann_options, approximate
 
@@ -37,14 +38,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--output",
+        type=folder,
         default="runs/eval",
         help="folder for results.json (and the curve PNG); rows already there are kept, and "
         "replaced only for the same model, dataset, split, backend and settings (--top-k, --max-queries, "
         "pruning, head, search options, ...); other settings add a row",
     )
-    p.add_argument("--top-k", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
+    p.add_argument("--top-k", type=positive_int, default=100, help="documents retrieved per query")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument(
+        "--doc-top-k", type=positive_int, default=None, help="keep each document's top-k weights only"
+    )
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
     p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
     p.add_argument(
@@ -57,7 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="override the head of every --model (e.g. a base MLM evaluated as inference_free)",
     )
     p.add_argument("--idf-path", default=None, help="idf.json for --head inference_free")
-    p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+    p.add_argument(
+        "--max-queries", type=positive_int, default=None, help="evaluate only the first N judged queries"
+    )
     p.add_argument("--no-plot", action="store_true")
     add_opensearch_args(p)
     add_prune_args(p)
@@ -89,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
     corpus, queries, qrels = load_beir(args.dataset, args.split)
-    if args.max_queries:
+    if args.max_queries is not None:
         qrels = dict(list(qrels.items())[: args.max_queries])
     if args.backend != "opensearch" and ann_options(args):
         raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from sparse_tune.cli.argtypes import folder
 from sparse_tune.cli.sparse_search_args import add_ann_args, add_prune_args, ann_options
 
 
@@ -19,7 +20,9 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--model", required=True, help="checkpoint folder, hub id or registered short name")
     p.add_argument("--format", required=True, choices=("hf", "sentence-transformers", "opensearch"))
-    p.add_argument("--output", required=True, help="folder to write (must be empty unless --overwrite)")
+    p.add_argument(
+        "--output", type=folder, required=True, help="folder to write (must be empty unless --overwrite)"
+    )
     p.add_argument(
         "--results", default=None, help="results.json from `sparse-tune evaluate`, for the model card"
     )

@@ -6,6 +6,8 @@ import argparse
 import logging
 import time
 
+from sparse_tune.cli.argtypes import positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-length",
-        type=int,
+        type=positive_int,
         default=None,
         help="count only the first N tokens of each document (default: all)",
     )
@@ -53,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
 
     from sparse_tune.data.beir import load_corpus_any
     from sparse_tune.data.idf import compute_idf, save_idf
-    from sparse_tune.registry import resolve_model_path
+    from sparse_tune.models.folder_check import check_model_source
 
     corpus = load_corpus_any(args.corpus)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(args.tokenizer))
+    tokenizer = AutoTokenizer.from_pretrained(
+        check_model_source(args.tokenizer, weights=False, architecture=False)
+    )
     start = time.perf_counter()
     idf = compute_idf(
         corpus.texts,

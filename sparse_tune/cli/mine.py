@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from sparse_tune.cli.argtypes import non_negative_int, positive_int, seed_int
 from sparse_tune.cli.opensearch_args import add_opensearch_args, backend_options
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--random-negatives",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="also add N uniform corpus negatives per query: a mix of hard and random negatives guards "
         "against the false negatives hard mining picks up (default 0)",
@@ -64,9 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=(2, 200),
         help="1-based inclusive ranks to sample negatives from (default: 2-200)",
     )
-    parser.add_argument("--negatives", type=int, default=8, help="negatives per query (default: 8)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size for --method model")
+    parser.add_argument("--negatives", type=positive_int, default=8, help="negatives per query (default: 8)")
+    parser.add_argument("--seed", type=seed_int, default=42)
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=64, help="encoding batch size for --method model"
+    )
     parser.add_argument("--output", required=True, help="training JSONL to write ({query, pos, neg})")
     add_opensearch_args(parser)
 

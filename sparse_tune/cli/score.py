@@ -19,6 +19,8 @@ import json
 import logging
 from pathlib import Path
 
+from sparse_tune.bounds import Bound
+from sparse_tune.cli.argtypes import number, positive_float, positive_int
 from sparse_tune.config import DEFAULT_SCORE_SCALE, TEACHER_TYPES, TeacherConfig
 from sparse_tune.fsio import atomic_write_text
 
@@ -69,22 +71,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--score-scale",
-        type=float,
+        type=positive_float,
         default=DEFAULT_SCORE_SCALE,
         help=f"multiplies the combined per-query min-max scores (default {DEFAULT_SCORE_SCALE:g}, "
         "as OpenSearch's reference distillation recipe)",
     )
     p.add_argument(
         "--docs-per-query",
-        type=int,
+        type=number(Bound(lo=2, integer=True, also=(0,))),
         default=0,
         help="write rows already split into training groups of this size (normalised per group, "
         "as the live ensemble does); 0 (default) scores and writes each (query, positive) row whole",
     )
-    p.add_argument("--queries-per-batch", type=int, default=16, help="queries scored together (default 16)")
-    p.add_argument("--batch-size", type=int, default=64, help="texts per teacher forward pass (default 64)")
-    p.add_argument("--max-query-length", type=int, default=None, help="teacher query truncation (tokens)")
-    p.add_argument("--max-doc-length", type=int, default=None, help="teacher document truncation (tokens)")
+    p.add_argument(
+        "--queries-per-batch", type=positive_int, default=16, help="queries scored together (default 16)"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=64, help="texts per teacher forward pass (default 64)"
+    )
+    p.add_argument(
+        "--max-query-length", type=positive_int, default=None, help="teacher query truncation (tokens)"
+    )
+    p.add_argument(
+        "--max-doc-length", type=positive_int, default=None, help="teacher document truncation (tokens)"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for the teachers")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip (and count) malformed input lines")
@@ -104,10 +114,6 @@ def run(args: argparse.Namespace) -> int:
     from sparse_tune.training.scoring import score_examples
     from sparse_tune.training.teachers import TeacherEnsemble
 
-    if args.docs_per_query == 1 or args.docs_per_query < 0:
-        raise ValueError(f"--docs-per-query must be 0 (whole rows) or >= 2, got {args.docs_per_query}")
-    if args.queries_per_batch < 1:
-        raise ValueError(f"--queries-per-batch must be >= 1, got {args.queries_per_batch}")
     args.teacher = [t if isinstance(t, TeacherConfig) else parse_teacher(t) for t in args.teacher]
 
     # 1. Read: any training format, normalised to {query, pos, neg}.

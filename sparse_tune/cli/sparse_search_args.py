@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sparse_tune.cli.argtypes import non_negative_float, number
+from sparse_tune.index.opensearch_config import SEISMIC_BOUNDS, TWO_PHASE_BOUNDS
 from sparse_tune.index.pruning import PRUNE_TYPES
 
 #: flag dest -> OpenSearchConfig field (same name unless listed here).
@@ -29,6 +31,11 @@ _ANN_FIELDS = (
 )
 
 
+def _seismic(name: str):
+    """The flag's type: OpenSearchConfig's own range for ``name``, checked when the flag is parsed."""
+    return number(SEISMIC_BOUNDS[name])
+
+
 def add_prune_args(p: argparse.ArgumentParser, what: str = "documents") -> None:
     """``--prune-type`` / ``--prune-ratio`` with OpenSearch's sparse_encoding semantics."""
     g = p.add_argument_group("pruning (OpenSearch sparse_encoding prune_type semantics)")
@@ -39,7 +46,9 @@ def add_prune_args(p: argparse.ArgumentParser, what: str = "documents") -> None:
         help=f"prune {what}: max_ratio (w >= r*max), top_k (r largest), abs_value (w >= r), "
         "alpha_mass (largest weights while their running sum <= r*total)",
     )
-    g.add_argument("--prune-ratio", type=float, default=None, help="the prune_type's ratio / k / threshold")
+    g.add_argument(
+        "--prune-ratio", type=non_negative_float, default=None, help="the prune_type's ratio / k / threshold"
+    )
 
 
 def add_ann_args(p: argparse.ArgumentParser, search: bool = True) -> None:
@@ -62,21 +71,42 @@ def add_ann_args(p: argparse.ArgumentParser, search: bool = True) -> None:
             default=None,
             help="feature keys: token strings or vocabulary ids (seismic needs TOKEN_ID, its default)",
         )
-    g.add_argument("--seismic-n-postings", type=int, default=None, help="documents kept per posting list")
     g.add_argument(
-        "--seismic-cluster-ratio", type=float, default=None, help="clusters per posting list, (0, 1)"
+        "--seismic-n-postings",
+        type=_seismic("seismic_n_postings"),
+        default=None,
+        help="documents kept per posting list",
     )
     g.add_argument(
-        "--seismic-summary-prune-ratio", type=float, default=None, help="summary weight mass kept, (0, 1]"
+        "--seismic-cluster-ratio",
+        type=_seismic("seismic_cluster_ratio"),
+        default=None,
+        help="clusters per posting list, (0, 1)",
+    )
+    g.add_argument(
+        "--seismic-summary-prune-ratio",
+        type=_seismic("seismic_summary_prune_ratio"),
+        default=None,
+        help="summary weight mass kept, (0, 1]",
     )
     g.add_argument(
         "--seismic-approximate-threshold",
-        type=int,
+        type=_seismic("seismic_approximate_threshold"),
         default=None,
         help="segment size from which SEISMIC is used (OpenSearch default 1,000,000)",
     )
-    g.add_argument("--ann-top-n", type=int, default=None, help="query tokens kept (method_parameters.top_n)")
-    g.add_argument("--ann-heap-factor", type=float, default=None, help="method_parameters.heap_factor")
+    g.add_argument(
+        "--ann-top-n",
+        type=_seismic("ann_top_n"),
+        default=None,
+        help="query tokens kept (method_parameters.top_n)",
+    )
+    g.add_argument(
+        "--ann-heap-factor",
+        type=_seismic("ann_heap_factor"),
+        default=None,
+        help="method_parameters.heap_factor",
+    )
     if search:
         g.add_argument(
             "--two-phase",
@@ -85,9 +115,15 @@ def add_ann_args(p: argparse.ArgumentParser, search: bool = True) -> None:
             "neural_sparse)",
         )
     g.add_argument("--two-phase-prune-type", choices=PRUNE_TYPES, default=None)
-    g.add_argument("--two-phase-prune-ratio", type=float, default=None)
-    g.add_argument("--two-phase-expansion-rate", type=float, default=None)
-    g.add_argument("--two-phase-max-window-size", type=int, default=None)
+    g.add_argument("--two-phase-prune-ratio", type=non_negative_float, default=None)
+    g.add_argument(
+        "--two-phase-expansion-rate", type=number(TWO_PHASE_BOUNDS["two_phase_expansion_rate"]), default=None
+    )
+    g.add_argument(
+        "--two-phase-max-window-size",
+        type=number(TWO_PHASE_BOUNDS["two_phase_max_window_size"]),
+        default=None,
+    )
     if search:
         g.add_argument(
             "--compare-exact",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparse_tune.cli.argtypes import folder, positive_int, seed_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,13 +17,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the study stored in --storage. Extra --key value pairs override the recipe for every trial.",
     )
     p.add_argument("config", help="YAML recipe (configs/*.yaml)")
-    p.add_argument("--space", required=True, help="search-space YAML (see configs/search_spaces/scifact.yaml)")
-    p.add_argument("--trials", type=int, required=True, help="total trials the study should reach")
-    p.add_argument("--output", default=None, help="folder for trials, best_config.yaml, trials.csv, plots "
+    p.add_argument(
+        "--space", required=True, help="search-space YAML (see configs/search_spaces/scifact.yaml)"
+    )
+    p.add_argument("--trials", type=positive_int, required=True, help="total trials the study should reach")
+    p.add_argument("--output", type=folder, default=None, help="folder for trials, best_config.yaml, trials.csv, plots "
                    "(default runs/tune/<recipe name>)")  # fmt: skip
     p.add_argument("--storage", default=None, help="SQLite file of the study (default OUTPUT/study.db)")
     p.add_argument("--study-name", default=None, help="default: the recipe's file name")
-    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
+    p.add_argument("--sampler-seed", type=seed_int, default=0, help="seed of the TPE sampler")
     p.add_argument("--enqueue", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE...]",
                    help="run a trial with these values of searched keys before the sampler's own (the sampler "
                    "fills the others), e.g. the recipe's shipped values; repeatable; a rerun skips values the "
@@ -34,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from sparse_tune.experiments.search_space import load_space, parse_enqueued
     from sparse_tune.experiments.study import TuneSettings, default_storage, run_study
 
-    if args.trials < 1:
-        raise ValueError(f"--trials must be >= 1, got {args.trials}")
     space = load_space(args.space)  # a bad space (or queued trial) fails here, before any training
     enqueue = tuple(parse_enqueued(text, space) for text in args.enqueue)
     output = Path(args.output or Path("runs/tune") / Path(args.config).stem)

@@ -8,12 +8,15 @@ how large that noise is. The spread is the sample standard deviation (ddof 1).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from sparse_tune.types import EvalResult
+
+logger = logging.getLogger(__name__)
 
 #: Metrics summarised across seeds (results.json keys of ``sparse-tune evaluate``).
 SUMMARY_METRICS = ("nDCG@10", "MRR@10", "Recall@100", "doc_nnz", "query_nnz", "flops")
@@ -84,6 +87,7 @@ def run_seeds(
     from sparse_tune.index.embedded import EmbeddedBackend
     from sparse_tune.index.fingerprint import fingerprint_texts
     from sparse_tune.training.run import train
+    from sparse_tune.training.run_folder import check_run_folder, finished_run_of
     from sparse_tune.training.summary import read_summary
 
     if len(set(seeds)) != len(seeds) or not seeds:
@@ -92,11 +96,27 @@ def run_seeds(
     corpus, queries, qrels = load_beir(dataset, split)  # checked before the first (long) training run
     configs = [load_train_config(config, {**overrides, "seed": s, "output_dir": str(output / f"seed-{s}")})
                for s in seeds]  # fmt: skip
+    # Every seed's folder is checked before the first (long) run: a finished run of the same recipe
+    # is reused (so the same command continues after an interruption), any other finished run refused.
+    reuse = [
+        finished_run_of(c.training.output_dir, c.source) and not c.run.overwrite_output_dir for c in configs
+    ]
+    for cfg, reused in zip(configs, reuse, strict=True):
+        if not reused:
+            check_run_folder(
+                cfg.training.output_dir, cfg.source, cfg.run.overwrite_output_dir, cfg.run.resume
+            )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
     results = []
     kept = []
-    for seed, cfg in zip(seeds, configs, strict=True):
-        folder = train(cfg)
+    for seed, cfg, reused in zip(seeds, configs, reuse, strict=True):
+        if reused:
+            logger.info(
+                "seed %d: reusing the finished run of the same recipe in %s", seed, cfg.training.output_dir
+            )
+            folder = Path(cfg.training.output_dir)
+        else:
+            folder = train(cfg)
         kept.append(read_summary(folder))
         result = evaluate_model(
             str(folder),

@@ -110,7 +110,7 @@ def make_objective(settings: TuneSettings, metric: str) -> Any:
         trial.set_user_attr("output_dir", str(out))
         try:
             cfg = load_train_config(settings.config, {**settings.overrides, **params, "output_dir": str(out)})
-            train(cfg, callbacks=[PruningCallback(trial, metric_key)])
+            train(cfg, callbacks=[PruningCallback(trial, metric_key)], owned=True)  # the study decides reruns
             state = json.loads((out / "trainer_state.json").read_text(encoding="utf-8"))
             if state.get("best_metric") is None:
                 raise RuntimeError("no validation after step 0 (eval_steps larger than max_steps?)")

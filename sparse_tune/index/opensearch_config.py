@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from sparse_tune.bounds import NON_NEGATIVE_INT, POSITIVE, PROBABILITY, Bound, check_fields
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://localhost:9200"
@@ -68,6 +70,22 @@ def _split_userinfo(url: str) -> tuple[str, str | None, str | None]:
     user, _, password = userinfo.partition(":")
     clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return clean, user or None, password or None
+
+
+#: Ranges of the sparse ANN (SEISMIC) parameters, as OpenSearch documents them; also the CLI flags' types.
+SEISMIC_BOUNDS: dict[str, Bound] = {
+    "seismic_n_postings": Bound(lo=0, lo_open=True, integer=True),
+    "seismic_cluster_ratio": Bound(lo=0, hi=1, lo_open=True, hi_open=True),
+    "seismic_summary_prune_ratio": PROBABILITY,
+    "seismic_approximate_threshold": NON_NEGATIVE_INT,
+    "ann_top_n": Bound(lo=0, lo_open=True, integer=True),
+    "ann_heap_factor": POSITIVE,
+}
+#: Ranges of neural_sparse_two_phase_processor's parameters.
+TWO_PHASE_BOUNDS: dict[str, Bound] = {
+    "two_phase_expansion_rate": Bound(lo=1, lo_open=True),
+    "two_phase_max_window_size": Bound(lo=50, lo_open=True, integer=True),
+}
 
 
 @dataclass
@@ -148,26 +166,9 @@ class OpenSearchConfig:
             raise ValueError(
                 "a seismic sparse_vector field takes token-id keys: sparse_embedding_format must be TOKEN_ID"
             )
-        checks = {
-            "seismic_n_postings": lambda v: v > 0,
-            "seismic_cluster_ratio": lambda v: 0 < v < 1,
-            "seismic_summary_prune_ratio": lambda v: 0 < v <= 1,
-            "seismic_approximate_threshold": lambda v: v >= 0,
-            "ann_top_n": lambda v: v > 0,
-            "ann_heap_factor": lambda v: v > 0,
-        }
-        ranges = {
-            "seismic_n_postings": "> 0",
-            "seismic_cluster_ratio": "in (0, 1)",
-            "seismic_summary_prune_ratio": "in (0, 1]",
-            "seismic_approximate_threshold": ">= 0",
-            "ann_top_n": "> 0",
-            "ann_heap_factor": "> 0",
-        }
-        for name, ok in checks.items():
+        for name, bound in SEISMIC_BOUNDS.items():
             value = getattr(self, name)
-            if value is not None and not ok(value):
-                raise ValueError(f"{name} must be {ranges[name]}, got {value}")
+            bound.check(name, value)
             if value is not None and not seismic:
                 raise ValueError(f"{name} only applies with sparse_index='seismic'")
         if self.two_phase:
@@ -183,14 +184,7 @@ class OpenSearchConfig:
             validate_prune(self.two_phase_prune_type, self.two_phase_prune_ratio)
             if self.two_phase_prune_type == "none":
                 raise ValueError("two_phase needs a prune_type that splits the query (not 'none')")
-            if not self.two_phase_expansion_rate > 1.0:
-                raise ValueError(
-                    f"two_phase_expansion_rate must be > 1.0, got {self.two_phase_expansion_rate}"
-                )
-            if not self.two_phase_max_window_size > 50:
-                raise ValueError(
-                    f"two_phase_max_window_size must be > 50, got {self.two_phase_max_window_size}"
-                )
+            check_fields(self, TWO_PHASE_BOUNDS)
 
     @property
     def token_ids(self) -> bool:

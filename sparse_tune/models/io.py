@@ -14,12 +14,8 @@ from typing import Any
 import torch
 
 from sparse_tune.config import ModelConfig
+from sparse_tune.models.folder_check import CheckpointError, check_model_source
 from sparse_tune.models.retriever import IDF_FILE, SAVED_SETTINGS, SETTINGS_FILE, Retriever
-from sparse_tune.registry import resolve_model_path
-
-
-class CheckpointError(ValueError):
-    """A model folder that cannot be loaded; the message names the folder and what is missing."""
 
 
 def _read_json(path: Path) -> Any:
@@ -50,8 +46,11 @@ def _is_masked_lm(path: str) -> bool:
 
 
 def model_config_for(name_or_path: str, **overrides: Any) -> tuple[ModelConfig, str]:
-    """The ModelConfig a checkpoint implies, with overrides applied, and its resolved path."""
-    path = resolve_model_path(name_or_path)
+    """The ModelConfig a checkpoint implies, with overrides applied, and its resolved path.
+
+    A name or folder that cannot be loaded fails here, in one line (:mod:`~sparse_tune.models.folder_check`).
+    """
+    path = check_model_source(name_or_path)
     folder = Path(path)
     settings: dict[str, Any] = {}
     if folder.is_dir():
@@ -82,14 +81,8 @@ def build_model(config: ModelConfig, path: str | None = None) -> Retriever:
     from sparse_tune.models.idf_query import IdfQueryEncoder
     from sparse_tune.models.splade import SpladeEncoder
 
-    path = path or resolve_model_path(config.model_name_or_path)
+    path = path or check_model_source(config.model_name_or_path)
     folder = Path(path)
-    if folder.is_dir() and (folder / SETTINGS_FILE).is_file():
-        missing = [f for f in ("config.json",) if not (folder / f).is_file()]
-        if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
-            missing.append("model.safetensors")
-        if missing:
-            raise CheckpointError(f"{folder}: checkpoint is missing {', '.join(missing)}")
     tokenizer = AutoTokenizer.from_pretrained(path)
     head = config.head or "splade"
     config.max_query_length = min(config.max_query_length, tokenizer.model_max_length)

@@ -35,7 +35,9 @@ def defer_vocab_projection(mlm: nn.Module) -> DeferredProjection:
     if isinstance(out, DeferredProjection):
         return out
     if not isinstance(out, nn.Linear):
-        raise TypeError(f"SPLADE needs an MLM head whose output embedding is nn.Linear, got {type(out).__name__}")
+        raise TypeError(
+            f"SPLADE needs an MLM head whose output embedding is nn.Linear, got {type(out).__name__}"
+        )
     deferred = DeferredProjection(out)
     for module in list(mlm.modules()):
         for child_name, child in module.named_children():

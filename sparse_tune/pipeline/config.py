@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from sparse_tune.bounds import POSITIVE_INT, check_fields
 from sparse_tune.config import (
     DEFAULT_SCORE_SCALE,
     ConfigError,
@@ -102,6 +103,7 @@ class ScoringSpec:
             raise ConfigError(f"docs_per_query must be 0 (whole rows) or >= 2, got {self.docs_per_query}")
         if self.queries_per_batch < 1 or self.batch_size < 1:
             raise ConfigError("queries_per_batch and batch_size must be >= 1")
+        check_fields(self, {"max_query_length": POSITIVE_INT, "max_doc_length": POSITIVE_INT})
 
 
 @dataclass

@@ -88,6 +88,19 @@ def _where(ws: Workspace, stage: str) -> Path:
             "student": f.student}[stage]  # fmt: skip
 
 
+def check_teacher_models(cfg: PipelineConfig) -> None:
+    """Every existing (not trained) model teacher can be loaded: one line naming the teacher and folder if not."""
+    from sparse_tune.models.folder_check import check_model_source
+
+    for spec, teacher in zip(cfg.teachers, cfg.teacher_configs(), strict=True):
+        if spec.recipe or teacher.type not in ("dense", "sparse", "cross_encoder"):
+            continue
+        try:
+            check_model_source(teacher.model, architecture=teacher.type != "cross_encoder")
+        except (ValueError, FileNotFoundError) as exc:
+            raise type(exc)(f"teacher {spec.name}: {exc}") from None
+
+
 def run_pipeline(
     cfg: PipelineConfig,
     force: Iterable[str] = (),
@@ -103,6 +116,7 @@ def run_pipeline(
     unknown = (force | selected) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stage(s) {sorted(unknown)}: stages are {', '.join(STAGES)}")
+    check_teacher_models(cfg)  # before mining: a broken teacher folder would fail only at the score stage
     ws = Workspace(cfg)
     markers = MarkerStore(cfg.out)
     units = _units(ws)

@@ -163,12 +163,12 @@ class Workspace:
     def train_teacher(self, spec: TeacherSpec) -> list[Path]:
         from sparse_tune.training.run import train
 
-        return [train(self.cfg.teacher_train_config(spec))]
+        return [train(self.cfg.teacher_train_config(spec), owned=True)]  # the markers decide reruns
 
     def train_student(self) -> list[Path]:
         from sparse_tune.training.run import train
 
-        return [train(self.cfg.student_train_config())]
+        return [train(self.cfg.student_train_config(), owned=True)]
 
     # -- score and report ----------------------------------------------------------------------
     def score_candidates(self) -> list[Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from sparse_tune.registry import resolve_model_path
+from sparse_tune.models.folder_check import check_model_source
 
 __all__ = ["CrossEncoderTeacher"]
 
@@ -24,7 +24,7 @@ class CrossEncoderTeacher:
     def __init__(self, name_or_path: str, device: torch.device, max_length: int | None = None) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        path = resolve_model_path(name_or_path)
+        path = check_model_source(name_or_path, architecture=False)  # a sequence classifier, any architecture
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path)
         num_labels = model.config.num_labels

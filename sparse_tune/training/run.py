@@ -9,13 +9,20 @@ from typing import Any
 
 from transformers import set_seed
 
-from sparse_tune.config import TrainConfig
+from sparse_tune.config import ConfigError, TrainConfig
 from sparse_tune.data.holdout import ValidationSplit
 from sparse_tune.losses import build_loss
 from sparse_tune.models.io import CheckpointError, build_model, model_config_for
 from sparse_tune.training.collator import GroupCollator
 from sparse_tune.training.dataset import GroupDataset, build_groups, is_scored_file
 from sparse_tune.training.mined_data import mined_training_data
+from sparse_tune.training.run_folder import (
+    RECIPE_FILE,
+    check_run_folder,
+    inspect_run_folder,
+    interrupted,
+    start_run,
+)
 from sparse_tune.training.trainer import RetrievalTrainer, checkpoint_problem, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -110,16 +117,38 @@ def validation_split(cfg: TrainConfig) -> ValidationSplit | None:
     return split
 
 
-def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
+def start_point(cfg: TrainConfig, owned: bool = False) -> str | None:
+    """The checkpoint this run starts from: the one asked for, or the interrupted run's in output_dir.
+
+    An explicit ``resume_from_checkpoint`` is honoured as before (the folder is still never a
+    finished run unless ``overwrite_output_dir``); otherwise :func:`start_run` decides.
+    """
+    args, run = cfg.training, cfg.run
+    explicit = resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    if explicit is None:
+        return start_run(
+            args.output_dir, cfg.source, run.overwrite_output_dir, run.resume, owned, write=args.should_save
+        )
+    if not run.resume:
+        raise ConfigError("resume: false (--no-resume) contradicts resume_from_checkpoint; drop one of them")
+    folder = inspect_run_folder(args.output_dir)  # a file is refused here too
+    if folder.state == "finished" and not (run.overwrite_output_dir or owned):
+        check_run_folder(args.output_dir, cfg.source)  # raises: the finished-run message
+    return explicit
+
+
+def train(cfg: TrainConfig, callbacks: list[Any] | None = None, owned: bool = False) -> Path:
     """Train and save; returns the output folder (a loadable model folder).
 
     ``callbacks`` are extra ``TrainerCallback``s (``sparse-tune tune`` adds its pruner here).
+    ``owned``: the caller decides when a run is redone (pipeline markers, a tune study), so an
+    earlier run in the folder is replaced instead of refused (see :mod:`~sparse_tune.training.run_folder`).
     """
     args = cfg.training
     # 1. Seed everything the run touches, so a rerun (or a resumed run) matches.
     set_seed(args.seed)
 
-    resume = resume_checkpoint(args.resume_from_checkpoint, args.output_dir)  # checked before any work
+    resume = start_point(cfg, owned)  # checked before any work
 
     # 2. Data first, so bad input fails before any model is loaded: the validation queries (a
     #    BEIR split, or training queries held out by seed), then fixed-size query groups
@@ -198,7 +227,10 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         mini_batch_size=cfg.loss.mini_batch_size if cfg.loss.cached else None,
         per_query_log=per_query_log,
     )
-    trainer.train(resume_from_checkpoint=resume)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        raise interrupted(args.output_dir, trainer.state.global_step) from None
 
     # 8. Save the final model where evaluate can load it: the best checkpoint's with
     #    load_best_model_at_end, or the base model's when no checkpoint beat it.
@@ -209,8 +241,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
 
         from sparse_tune.fsio import atomic_write_text
 
-        # The recipe as run (YAML + overrides), so the folder says how it was made.
-        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(cfg.source, sort_keys=False))
+        # The recipe as run (YAML + overrides), so the folder says how it was made (also written at the start).
+        atomic_write_text(out / RECIPE_FILE, yaml.safe_dump(cfg.source, sort_keys=False))
         trainer.save_state()  # trainer_state.json: steps and logged loss terms, read by export's model card
     if keeper is not None:
         # 9. One closing line (base vs best, and which model was saved), also in validation_summary.json.
