@@ -26,6 +26,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also evaluate BM25 through the same backend (OpenSearch's match, or the in-process BM25) "
         "as a baseline row 'bm25': on some data it beats the model, and you should know before shipping",
     )
+    p.add_argument(
+        "--hybrid",
+        default=None,
+        metavar="bm25[,dense:MODEL]",
+        help="also evaluate each --model fused with these retrievers, as OpenSearch's hybrid search fuses "
+        "(a row 'hybrid:MODEL+bm25')",
+    )
+    p.add_argument(
+        "--hybrid-weights",
+        default="auto",
+        metavar="auto|W,W[,W]",
+        help="one weight per retriever (the model first); auto (default) chooses them, and the fusion unless "
+        "--fusion is given, on the dataset's dev split or else 100 training queries held out by seed 0, "
+        "never on --split",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=("minmax", "rrf", "sum"),
+        default=None,
+        help="minmax: min-max normalisation + weighted mean (normalization-processor); rrf: reciprocal rank "
+        "fusion, rank constant 60 (score-ranker-processor); sum: raw weighted sum. Default: chosen with auto "
+        "weights, minmax with given ones",
+    )
+    p.add_argument(
+        "--opensearch-hybrid",
+        choices=("auto", "native", "client"),
+        default="auto",
+        help="native: a hybrid query + a search pipeline made for the run (needs the neural-search plugin); "
+        "client: the same searches fused here; auto: native when _cat/plugins lists neural-search",
+    )
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test")
     p.add_argument(
@@ -46,9 +76,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
     p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
-    p.add_argument("--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)")
-    p.add_argument("--head", choices=("splade", "inference_free", "dense"), default=None,
-                   help="override the head of every --model (e.g. a base MLM evaluated as inference_free)")
+    p.add_argument(
+        "--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)"
+    )
+    p.add_argument(
+        "--head",
+        choices=("splade", "inference_free", "dense"),
+        default=None,
+        help="override the head of every --model (e.g. a base MLM evaluated as inference_free)",
+    )
     p.add_argument("--idf-path", default=None, help="idf.json for --head inference_free")
     p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     p.add_argument("--no-plot", action="store_true")
@@ -73,9 +109,19 @@ def run(args: argparse.Namespace) -> int:
     )
     from sparse_tune.index import get_backend
     from sparse_tune.index.fingerprint import fingerprint_texts
+    from sparse_tune.types import EvalResult
 
     if not args.model and not args.bm25:
         raise ValueError("give --model MODEL (one or more) and/or --bm25")
+    spec = None
+    if args.hybrid is not None:
+        from sparse_tune.evaluation.hybrid_eval import HybridSpec
+
+        if not args.model:
+            raise ValueError("--hybrid fuses a --model with other retrievers: give --model")
+        spec = HybridSpec.parse(args.hybrid, args.hybrid_weights, args.fusion)
+    elif args.hybrid_weights != "auto" or args.fusion is not None:
+        raise ValueError("--hybrid-weights and --fusion apply to --hybrid only")
     models = expand_models(args.model)
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
@@ -83,18 +129,24 @@ def run(args: argparse.Namespace) -> int:
     if args.max_queries:
         qrels = dict(list(qrels.items())[: args.max_queries])
     if args.backend != "opensearch" and ann_options(args):
-        raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
+        raise ValueError(
+            "--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only"
+        )
     cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
     options = {**backend_options(args), **(ann_options(args) if args.backend == "opensearch" else {})}
     if args.backend == "seismic" and cache_dir:
         options["index_dir"] = str(Path(cache_dir) / "seismic")
     backend = get_backend(args.backend, **options)
     settings = EvalSettings(
-        top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        doc_top_k=args.doc_top_k,
+        bf16=args.bf16,
         reindex=args.reindex,
         cache_dir=cache_dir,
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
-        doc_prune_type=args.prune_type, doc_prune_ratio=args.prune_ratio,
+        doc_prune_type=args.prune_type,
+        doc_prune_ratio=args.prune_ratio,
         compare_exact=args.compare_exact or approximate(args),
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
@@ -109,8 +161,14 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.bm25:
         jobs.append(lambda: evaluate_bm25(args.dataset, corpus, queries, qrels, backend, settings, corpus_fp))
+    if spec is not None:
+        jobs += hybrid_jobs(args, spec, models, corpus, queries, qrels, backend, settings, corpus_fp)
     for job in jobs:
-        new_rows.append(result_row(job(), **context))
+        result = job()
+        extra = {}
+        if not isinstance(result, EvalResult):  # a hybrid: its fusion goes into the row too
+            result, extra = result.result, result.row_fields()
+        new_rows.append({**result_row(result, **context), **extra})
         merged, counts = merge_rows(existing, new_rows)
         write_rows(results_path, merged)  # after every model, so a later failure keeps the finished ones
 
@@ -124,3 +182,41 @@ def run(args: argparse.Namespace) -> int:
         if png:
             print(f"wrote {png}")
     return 0
+
+
+def hybrid_jobs(args, spec, models, corpus, queries, qrels, backend, settings, corpus_fp) -> list:
+    """One job per model: its hybrid row (validation queries loaded once, the native mode decided once)."""
+    from sparse_tune.data.holdout import validation_besides
+    from sparse_tune.evaluation.hybrid_eval import evaluate_hybrid
+
+    validation = validation_besides(args.dataset, args.split, corpus=corpus) if spec.chooses else None
+    native = False
+    if args.backend == "opensearch" and args.opensearch_hybrid != "client":
+        native = args.opensearch_hybrid == "native" or backend.has_hybrid()
+        if native and spec.parts != ("bm25",):
+            if args.opensearch_hybrid == "native":
+                raise ValueError(
+                    "--opensearch-hybrid native covers --hybrid bm25; fuse dense parts with client"
+                )
+            native = False
+        print(
+            f"OpenSearch hybrid: {'native hybrid query + search pipeline' if native else 'client-side fusion'}"
+        )
+    elif args.opensearch_hybrid == "native":
+        raise ValueError("--opensearch-hybrid native needs --backend opensearch")
+    return [
+        lambda model=model: evaluate_hybrid(
+            model,
+            spec,
+            args.dataset,
+            corpus,
+            queries,
+            qrels,
+            backend,
+            settings,
+            corpus_fp,
+            validation,
+            native,
+        )
+        for model in models
+    ]
