@@ -24,14 +24,20 @@ rescales them so (which changes no ranking). Ties are broken by document id, as 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
 from typing import Any, Literal
 
 from sparse_tune.types import Run
 
 FusionMethod = Literal["minmax", "rrf", "sum"]
 FUSION_METHODS: tuple[FusionMethod, ...] = ("minmax", "rrf", "sum")
+
+#: Written into a trained model's folder: the fusion with BM25 chosen on validation (export reads it).
+HYBRID_FILE = "hybrid.json"
 
 #: ``rank_constant`` of OpenSearch's reciprocal rank fusion (its default).
 RANK_CONSTANT = 60
@@ -131,3 +137,13 @@ def fuse(runs: Sequence[Run], fusion: Fusion, top_k: int) -> Run:
         best = sorted(scores, key=lambda d: (-scores[d], d))[:top_k]
         out[q] = {d: scores[d] for d in best}
     return out
+
+
+def read_hybrid(folder: str | PathLike[str]) -> dict[str, Any] | None:
+    """A model folder's ``hybrid.json`` (``None`` when it has none): ``fusion``, ``weights``, ``retrievers``, ..."""
+    path = Path(folder) / HYBRID_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    Fusion.from_json(data)  # a bad file fails here, with the reason
+    return data

@@ -453,9 +453,19 @@ class OpenSearchBackend:
             return
         import uuid
 
+        from opensearchpy.exceptions import RequestError
+
         name = f"sparse-tune-hybrid-{uuid.uuid4().hex[:12]}"
         body = hybrid_pipeline_body(fusion)
-        self._call("put search pipeline", lambda: self.client.search_pipeline.put(id=name, body=body))
+        try:
+            self._call("put search pipeline", lambda: self.client.search_pipeline.put(id=name, body=body))
+        except (
+            RequestError
+        ) as exc:  # 400: no search pipelines, or no such processor (no neural-search plugin)
+            raise OpenSearchQueryError(
+                f"OpenSearch at {self.config.display_url} rejected the search pipeline for {fusion.method} fusion "
+                f"(HTTP {exc.status_code}): {self.config.redact(str(exc))[:300]}. {_HYBRID_HINT}"
+            ) from None
         try:
             yield name
         finally:
