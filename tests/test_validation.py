@@ -273,10 +273,13 @@ def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(
     # every evaluation also reports the hybrid with BM25; the kept model's fusion is hybrid.json
     assert all("eval_hybrid_ndcg@10" in h for h in evals.values())
     hybrid = json.loads((out / "hybrid.json").read_text())
+    kept_step = {"base": 0, "best": best_step}[record["kept"]]
     assert (
-        hybrid["step"] == best_step and hybrid["kept"] == "best" and hybrid["retrievers"] == ["model", "bm25"]
+        hybrid["step"] == kept_step
+        and hybrid["kept"] == record["kept"]
+        and hybrid["retrievers"] == ["model", "bm25"]
     )
-    assert hybrid["validation_ndcg@10"] == evals[best_step]["eval_hybrid_ndcg@10"] == record["hybrid"]
+    assert hybrid["validation_ndcg@10"] == evals[kept_step]["eval_hybrid_ndcg@10"] == record["hybrid"]
     assert hybrid["fusion"] in ("minmax", "rrf", "sum") and len(hybrid["weights"]) == 2
     assert f"hybrid with BM25 ({hybrid['fusion']}, weights" in record["summary"]
     # load_best_model_at_end: the saved model is the best checkpoint's
