@@ -157,3 +157,26 @@ def test_bad_hybrid_options_are_one_line_errors(tmp_path, capsys, extra, message
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sparse-tune evaluate: error: ") and message in err[-1]
+
+
+def test_a_trained_models_own_validation_queries_are_used_when_its_folder_names_them(tiny_with_dev, tmp_path):
+    from sparse_tune.data.holdout import model_validation
+
+    (tiny_with_dev / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq3\td5\t1\nq4\td1\t1\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    assert model_validation(run, tiny_with_dev, "test") is None  # no validation_split.json
+    record = {
+        "dataset": "x",
+        "split": "train",
+        "holdout": 1,
+        "seed": 7,
+        "drawn_from": None,
+        "query_ids": ["q4"],
+    }
+    (run / "validation_split.json").write_text(json.dumps(record))
+    split = model_validation(run, tiny_with_dev, "test")
+    assert split.split == "train" and split.queries == {"q4": "heart attack risk"} and split.seed == 7
+    assert model_validation(run, tiny_with_dev, "train") is None  # never the reported split
+    (run / "validation_split.json").write_text(json.dumps({**record, "query_ids": ["q9"]}))
+    assert model_validation(run, tiny_with_dev, "test") is None  # not judged here: another dataset

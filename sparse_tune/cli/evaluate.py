@@ -186,10 +186,10 @@ def run(args: argparse.Namespace) -> int:
 
 def hybrid_jobs(args, spec, models, corpus, queries, qrels, backend, settings, corpus_fp) -> list:
     """One job per model: its hybrid row (validation queries loaded once, the native mode decided once)."""
-    from sparse_tune.data.holdout import validation_besides
+    from sparse_tune.data.holdout import model_validation, validation_besides
     from sparse_tune.evaluation.hybrid_eval import evaluate_hybrid
 
-    validation = validation_besides(args.dataset, args.split, corpus=corpus) if spec.chooses else None
+    fresh = validation_besides(args.dataset, args.split, corpus=corpus) if spec.chooses else None
     native = False
     if args.backend == "opensearch" and args.opensearch_hybrid != "client":
         native = args.opensearch_hybrid == "native" or backend.has_hybrid()
@@ -204,8 +204,11 @@ def hybrid_jobs(args, spec, models, corpus, queries, qrels, backend, settings, c
         )
     elif args.opensearch_hybrid == "native":
         raise ValueError("--opensearch-hybrid native needs --backend opensearch")
-    return [
-        lambda model=model: evaluate_hybrid(
+
+    def job(model: str):
+        # a trained model's own validation queries (never trained on) when its folder names them
+        validation = fresh and (model_validation(model, args.dataset, args.split, corpus) or fresh)
+        return evaluate_hybrid(
             model,
             spec,
             args.dataset,
@@ -218,5 +221,5 @@ def hybrid_jobs(args, spec, models, corpus, queries, qrels, backend, settings, c
             validation,
             native,
         )
-        for model in models
-    ]
+
+    return [lambda model=model: job(model) for model in models]

@@ -140,3 +140,36 @@ def validation_besides(
         f"{folder} has no dev or train qrels besides the reported split '{reported}', so there is nothing "
         "to choose on without looking at the reported queries; give the weights and the fusion yourself"
     )
+
+
+def model_validation(
+    model_folder: str | PathLike[str],
+    folder: str | PathLike[str],
+    reported: str,
+    corpus: Corpus | None = None,
+) -> ValidationSplit | None:
+    """The validation queries a trained model was validated on (its ``validation_split.json``), if usable here.
+
+    Choosing on them, rather than on queries drawn afresh, keeps out the training queries the model
+    learned from. ``None`` when the folder has no such file, it names the ``reported`` split, or
+    its queries are not all judged in ``folder``'s split of that name.
+    """
+    import json
+    from pathlib import Path
+
+    from sparse_tune.data.beir import has_split, load_beir
+
+    path = Path(model_folder) / SPLIT_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    split, ids = record.get("split"), record.get("query_ids") or []
+    if not split or split == reported or not ids or not has_split(folder, split):
+        return None
+    corpus, queries, qrels = load_beir(folder, split, corpus=corpus)
+    if not all(q in qrels and q in queries for q in ids):
+        return None
+    extra = {k: record.get(k) for k in ("holdout", "seed", "drawn_from")}
+    return ValidationSplit(
+        str(folder), split, corpus, {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}, **extra
+    )
