@@ -38,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="auto",
         metavar="auto|W,W[,W]",
         help="one weight per retriever (the model first); auto (default) chooses them, and the fusion unless "
-        "--fusion is given, on the dataset's dev split or else 100 training queries held out by seed 0, "
-        "never on --split",
+        "--fusion is given, on a trained model's own validation queries (its validation_split.json), else the "
+        "dataset's dev split, else 100 training queries held out by seed 0; never on --split",
     )
     p.add_argument(
         "--fusion",
