@@ -403,3 +403,56 @@ def test_package_never_imports_sentence_transformers() -> None:
         "assert 'sentence_transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_opensearch_export_carries_the_fusion_chosen_in_training(splade, tmp_path) -> None:
+    """A model folder with hybrid.json: search_pipeline.json fuses hybrid queries, hybrid_query.json uses it."""
+    ckpt = tmp_path / "run"
+    splade.save_pretrained(ckpt)
+    hybrid = {
+        "fusion": "minmax",
+        "weights": [0.3, 0.7],
+        "retrievers": ["model", "bm25"],
+        "validation_ndcg@10": 0.7,
+    }
+    (ckpt / "hybrid.json").write_text(json.dumps(hybrid))
+    out = tmp_path / "os"
+    export_model(str(ckpt), "opensearch", out, name="hyb")
+    pipeline = json.loads((out / "search_pipeline.json").read_text())
+    assert [next(iter(p)) for p in pipeline["request_processors"]] == ["neural_sparse_two_phase_processor"]
+    assert pipeline["phase_results_processors"] == [
+        {
+            "normalization-processor": {
+                "normalization": {"technique": "min_max"},
+                "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [0.3, 0.7]}},
+            }
+        }
+    ]
+    query = json.loads((out / "hybrid_query.json").read_text())
+    model_clause, match_clause = query["query"]["hybrid"]["queries"]
+    assert model_clause == {
+        "neural_sparse": {
+            "passage_embedding": {
+                "query_text": "what is a sparse retriever?",
+                "model_id": "<DOCUMENT_MODEL_ID>",
+            }
+        }
+    }
+    assert (
+        match_clause == {"match": {"passage_text": {"query": "what is a sparse retriever?"}}}
+        and query["size"] == 100
+    )
+    readme = (out / "README.md").read_text()
+    assert "## 6. Hybrid search" in readme and "PUT /_search/pipeline/sparse-index-two-phase" in readme
+
+
+def test_sum_fusion_exports_a_weighted_bool_query_and_no_fusion_processor() -> None:
+    from sparse_tune.export.opensearch import OpenSearchNames, hybrid_query_body, search_pipeline_body
+
+    names = OpenSearchNames("m", hybrid={"fusion": "sum", "weights": [1.0, 2.0]})
+    assert "phase_results_processors" not in search_pipeline_body(names)
+    should = hybrid_query_body(names, "<ID>")["query"]["bool"]["should"]
+    assert [c["bool"]["boost"] for c in should] == [1.0, 2.0]
+    assert "phase_results_processors" not in search_pipeline_body(OpenSearchNames("m"))
+    with pytest.raises(ValueError, match="weights"):
+        OpenSearchNames("m", hybrid={"fusion": "rrf", "weights": [-1, 1]})

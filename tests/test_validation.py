@@ -121,7 +121,15 @@ def test_pool_mode_keeps_bm25_candidates_and_judged_documents(tmp_path, splade_t
     assert full.mode == "full" and len(full.doc_ids) == 13
     result = full.evaluate(splade_tiny)
     metrics = result.metrics
-    assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10", "doc_nnz", "query_nnz", "num_docs"}
+    assert set(metrics) == {
+        "ndcg@10",
+        "recall@100",
+        "mrr@10",
+        "doc_nnz",
+        "query_nnz",
+        "num_docs",
+        "hybrid_ndcg@10",
+    }
     assert 0 < metrics["ndcg@10"] <= 1 and metrics["num_docs"] == 13
     # per-query values, for the paired test, are those of the validation queries and average to the means
     assert set(result.per_query) == {"ndcg@10", "recall@100", "mrr@10"}
@@ -184,6 +192,61 @@ def test_closing_line_sets_the_model_kept_against_bm25():
     assert "better than the model kept" not in summary_record(loss, "loss", False, bm25=1.5)["summary"]
 
 
+def test_validator_reports_the_model_fused_with_bm25(tmp_path, splade_tiny):
+    from sparse_tune.evaluation.fusion_choice import choose_fusion
+    from sparse_tune.index.embedded import EmbeddedBackend
+    from sparse_tune.models.inference import encode_texts
+
+    beir = write_beir(tmp_path / "beir")
+    split = load_validation_split(beir, None, 3, "train", seed=1)
+    validator = RetrievalValidator(split, corpus_budget=100)
+    result = validator.evaluate(splade_tiny)
+    # by hand: the model's exact run over the same documents, fused with the validator's BM25 run
+    qids = validator.query_ids
+    docs = encode_texts(splade_tiny, validator.doc_ids, validator.doc_texts, "document", progress=False)
+    queries = encode_texts(splade_tiny, qids, [split.queries[q] for q in qids], "query", progress=False)
+    backend = EmbeddedBackend()
+    backend.create("v", docs.kind)
+    backend.add("v", docs)
+    backend.finalize("v")
+    expected = choose_fusion([backend.search("v", queries, 100), validator.bm25_run], split.qrels)
+    assert result.hybrid == expected
+    assert result.metrics["hybrid_ndcg@10"] == expected.value
+
+
+def test_closing_line_gives_the_hybrid_last():
+    from sparse_tune.training.summary import kept_hybrid
+
+    history = [{"eval_ndcg@10": 0.5, "step": 0}, {"eval_ndcg@10": 0.55, "step": 5}]
+    state = {"log_history": history, "best_metric": 0.55, "best_global_step": 5}
+    hybrid = {"fusion": "minmax", "weights": [0.3, 0.7], "validation_ndcg@10": 0.61}
+    record = summary_record(state, kept="best", bm25=0.52, hybrid=hybrid)
+    assert record["hybrid"] == 0.61
+    assert record["summary"].endswith(
+        "; BM25 on the same queries and documents: ndcg@10 0.5200; hybrid with BM25 (minmax, weights 0.3/0.7 "
+        "for model/BM25, chosen on these queries, in hybrid.json): nDCG@10 0.6100"
+    )
+    from sparse_tune.evaluation.fusion_choice import FusionChoice
+    from sparse_tune.index.fusion import Fusion
+
+    by_step = {
+        0: FusionChoice(Fusion("rrf", (0.5, 0.5)), 0.4, 3),
+        5: FusionChoice(Fusion("sum", (1, 2)), 0.6, 3),
+    }
+    assert kept_hybrid(by_step, "base", 5)["fusion"] == "rrf"
+    assert kept_hybrid(by_step, "best", 5) == {
+        "fusion": "sum",
+        "weights": [1.0, 2.0],
+        "retrievers": ["model", "bm25"],
+        "validation_ndcg@10": 0.6,
+        "num_queries": 3,
+        "step": 5,
+        "kept": "best",
+    }
+    assert kept_hybrid(by_step, "last", None)["step"] == 5
+    assert kept_hybrid({}, "best", 5) is None and kept_hybrid(by_step, "best", 7) is None
+
+
 def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(tmp_path):
     beir = write_beir(tmp_path / "beir")
     # keep_significance 1.0: this is about choosing among checkpoints, not the paired test against the base
@@ -205,6 +268,18 @@ def test_training_validates_at_step_zero_and_every_eval_step_and_keeps_the_best(
     record = json.loads((out / "validation_summary.json").read_text())
     assert record["bm25"] == RetrievalValidator(split, corpus_budget=20000).bm25["ndcg@10"]
     assert "BM25" in record["summary"]
+    # every evaluation also reports the hybrid with BM25; the kept model's fusion is hybrid.json
+    assert all("eval_hybrid_ndcg@10" in h for h in evals.values())
+    hybrid = json.loads((out / "hybrid.json").read_text())
+    kept_step = {"base": 0, "best": best_step}[record["kept"]]
+    assert (
+        hybrid["step"] == kept_step
+        and hybrid["kept"] == record["kept"]
+        and hybrid["retrievers"] == ["model", "bm25"]
+    )
+    assert hybrid["validation_ndcg@10"] == evals[kept_step]["eval_hybrid_ndcg@10"] == record["hybrid"]
+    assert hybrid["fusion"] in ("minmax", "rrf", "sum") and len(hybrid["weights"]) == 2
+    assert f"hybrid with BM25 ({hybrid['fusion']}, weights" in record["summary"]
     # load_best_model_at_end: the saved model is the best checkpoint's
     key = "bert.encoder.layer.0.attention.self.query.weight"
     best = load_file(str(out / f"checkpoint-{best_step}" / "model.safetensors"))[key]

@@ -27,6 +27,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also evaluate BM25 through the same backend (OpenSearch's match, or the in-process BM25) "
         "as a baseline row 'bm25': on some data it beats the model, and you should know before shipping",
     )
+    p.add_argument(
+        "--hybrid",
+        default=None,
+        metavar="bm25[,dense:MODEL]",
+        help="also evaluate each --model fused with these retrievers, as OpenSearch's hybrid search fuses "
+        "(a row 'hybrid:MODEL+bm25')",
+    )
+    p.add_argument(
+        "--hybrid-weights",
+        default="auto",
+        metavar="auto|W,W[,W]",
+        help="one weight per retriever (the model first); auto (default) chooses them, and the fusion unless "
+        "--fusion is given, on a trained model's own validation queries (its validation_split.json), else the "
+        "dataset's dev split, else 100 training queries held out by seed 0; never on --split",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=("minmax", "rrf", "sum"),
+        default=None,
+        help="minmax: min-max normalisation + weighted mean (normalization-processor); rrf: reciprocal rank "
+        "fusion, rank constant 60 (score-ranker-processor); sum: raw weighted sum. Default: chosen with auto "
+        "weights, minmax with given ones",
+    )
+    p.add_argument(
+        "--opensearch-hybrid",
+        choices=("auto", "native", "client"),
+        default="auto",
+        help="native: a hybrid query + a search pipeline made for the run (needs the neural-search plugin); "
+        "client: the same searches fused here; auto: native when _cat/plugins lists neural-search",
+    )
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test")
     p.add_argument(
@@ -88,9 +118,19 @@ def run(args: argparse.Namespace) -> int:
     )
     from sparse_tune.index import get_backend
     from sparse_tune.index.fingerprint import fingerprint_texts
+    from sparse_tune.types import EvalResult
 
     if not args.model and not args.bm25:
         raise ValueError("give --model MODEL (one or more) and/or --bm25")
+    spec = None
+    if args.hybrid is not None:
+        from sparse_tune.evaluation.hybrid_eval import HybridSpec
+
+        if not args.model:
+            raise ValueError("--hybrid fuses a --model with other retrievers: give --model")
+        spec = HybridSpec.parse(args.hybrid, args.hybrid_weights, args.fusion)
+    elif args.hybrid_weights != "auto" or args.fusion is not None:
+        raise ValueError("--hybrid-weights and --fusion apply to --hybrid only")
     models = expand_models(args.model)
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
@@ -138,8 +178,19 @@ def run(args: argparse.Namespace) -> int:
             lambda: evaluate_bm25(args.dataset, corpus, queries, qrels, backend, settings, corpus_fp),
             measured_settings(settings, args.max_queries, baseline=True),
         ))  # fmt: skip
+    if spec is not None:
+        # a hybrid row depends on the model's settings and on what was asked of the fusion
+        asked = {"hybrid": args.hybrid, "hybrid_weights": args.hybrid_weights, "fusion": args.fusion}
+        jobs += [
+            (job, {**model_settings, **asked})
+            for job in hybrid_jobs(args, spec, models, corpus, queries, qrels, backend, settings, corpus_fp)
+        ]
     for job, measured in jobs:
-        new_rows.append(result_row(job(), **context, settings=measured))
+        result = job()
+        extra = {}
+        if not isinstance(result, EvalResult):  # a hybrid: its fusion goes into the row too
+            result, extra = result.result, result.row_fields()
+        new_rows.append({**result_row(result, **context, settings=measured), **extra})
         merged, counts = merge_rows(existing, new_rows)
         write_rows(results_path, merged)  # after every model, so a later failure keeps the finished ones
 
@@ -155,3 +206,44 @@ def run(args: argparse.Namespace) -> int:
         if png:
             print(f"wrote {png}")
     return 0
+
+
+def hybrid_jobs(args, spec, models, corpus, queries, qrels, backend, settings, corpus_fp) -> list:
+    """One job per model: its hybrid row (validation queries loaded once, the native mode decided once)."""
+    from sparse_tune.data.holdout import model_validation, validation_besides
+    from sparse_tune.evaluation.hybrid_eval import evaluate_hybrid
+
+    fresh = validation_besides(args.dataset, args.split, corpus=corpus) if spec.chooses else None
+    native = False
+    if args.backend == "opensearch" and args.opensearch_hybrid != "client":
+        native = args.opensearch_hybrid == "native" or backend.has_hybrid()
+        if native and spec.parts != ("bm25",):
+            if args.opensearch_hybrid == "native":
+                raise ValueError(
+                    "--opensearch-hybrid native covers --hybrid bm25; fuse dense parts with client"
+                )
+            native = False
+        print(
+            f"OpenSearch hybrid: {'native hybrid query + search pipeline' if native else 'client-side fusion'}"
+        )
+    elif args.opensearch_hybrid == "native":
+        raise ValueError("--opensearch-hybrid native needs --backend opensearch")
+
+    def job(model: str):
+        # a trained model's own validation queries (never trained on) when its folder names them
+        validation = fresh and (model_validation(model, args.dataset, args.split, corpus) or fresh)
+        return evaluate_hybrid(
+            model,
+            spec,
+            args.dataset,
+            corpus,
+            queries,
+            qrels,
+            backend,
+            settings,
+            corpus_fp,
+            validation,
+            native,
+        )
+
+    return [lambda model=model: job(model) for model in models]

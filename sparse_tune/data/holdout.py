@@ -104,6 +104,7 @@ def load_validation_split(
     train_split: str,
     seed: int,
     max_queries: int | None = None,
+    corpus: Corpus | None = None,
 ) -> ValidationSplit:
     """The validation split of ``folder``: its qrels ``split``, or ``holdout`` queries of ``train_split``.
 
@@ -113,6 +114,7 @@ def load_validation_split(
     With both, ``split`` is used when the folder has it (and it is not the training split),
     ``holdout`` otherwise. ``max_queries`` caps a split's judged queries (drawn by ``seed``),
     so a large dev split does not slow every evaluation; a holdout is already its own size.
+    ``corpus`` is the folder's corpus when the caller has already read it.
     """
     from sparse_tune.data.beir import has_split, load_beir
 
@@ -125,7 +127,7 @@ def load_validation_split(
             why = f"not on {split!r} ({why}); "
             split = None
     name = split if split is not None else train_split
-    corpus, queries, qrels = load_beir(folder, name)
+    corpus, queries, qrels = load_beir(folder, name, corpus=corpus)
     judged = [q for q, rels in qrels.items() if any(s > 0 for s in rels.values())]
     if split is None:
         n = holdout_size(holdout, len(judged))
@@ -154,4 +156,69 @@ def load_validation_split(
         extra = {"seed": seed, "drawn_from": len(judged)}
     return ValidationSplit(
         str(folder), name, corpus, {q: queries[q] for q in chosen}, {q: qrels[q] for q in chosen}, **extra
+    )
+
+
+def validation_besides(
+    folder: str | PathLike[str],
+    reported: str,
+    seed: int = 0,
+    holdout: int = 100,
+    corpus: Corpus | None = None,
+) -> ValidationSplit:
+    """Validation queries for choosing something at evaluation time, never those of the ``reported`` split.
+
+    The folder's ``dev`` split when it has one (and it is not the one reported), else ``holdout``
+    ``train`` queries drawn by ``seed`` (all of them when it has no more), when ``train`` is not
+    the one reported. A setting chosen on the queries it is then reported on would look better
+    than it is.
+    """
+    from sparse_tune.data.beir import has_split, load_beir
+
+    if reported != "dev" and has_split(folder, "dev"):
+        return load_validation_split(folder, "dev", None, "train", seed, corpus=corpus)
+    if reported != "train" and has_split(folder, "train"):
+        corpus, queries, qrels = load_beir(folder, "train", corpus=corpus)
+        judged = [q for q, rels in qrels.items() if any(s > 0 for s in rels.values()) and q in queries]
+        if len(judged) > holdout:
+            return load_validation_split(folder, None, holdout, "train", seed, corpus=corpus)
+        return ValidationSplit(
+            str(folder), "train", corpus, {q: queries[q] for q in judged}, {q: qrels[q] for q in judged}
+        )
+    raise ValueError(
+        f"{folder} has no dev or train qrels besides the reported split '{reported}', so there is nothing "
+        "to choose on without looking at the reported queries; give the weights and the fusion yourself"
+    )
+
+
+def model_validation(
+    model_folder: str | PathLike[str],
+    folder: str | PathLike[str],
+    reported: str,
+    corpus: Corpus | None = None,
+) -> ValidationSplit | None:
+    """The validation queries a trained model was validated on (its ``validation_split.json``), if usable here.
+
+    Choosing on them, rather than on queries drawn afresh, keeps out the training queries the model
+    learned from. ``None`` when the folder has no such file, it names the ``reported`` split, or
+    its queries are not all judged in ``folder``'s split of that name.
+    """
+    import json
+    from pathlib import Path
+
+    from sparse_tune.data.beir import has_split, load_beir
+
+    path = Path(model_folder) / SPLIT_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    split, ids = record.get("split"), record.get("query_ids") or []
+    if not split or split == reported or not ids or not has_split(folder, split):
+        return None
+    corpus, queries, qrels = load_beir(folder, split, corpus=corpus)
+    if not all(q in qrels and q in queries for q in ids):
+        return None
+    extra = {k: record.get(k) for k in ("holdout", "seed", "drawn_from")}
+    return ValidationSplit(
+        str(folder), split, corpus, {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}, **extra
     )

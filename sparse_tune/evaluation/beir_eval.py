@@ -53,6 +53,21 @@ class EvalSettings:
         validate_prune(self.doc_prune_type, self.doc_prune_ratio)
 
 
+@dataclass
+class Retrieval:
+    """One retriever's top-k for a set of queries: the run, each query's search time, the index searched.
+
+    ``docs`` / ``queries`` are the encodings (models only), for the sparsity and cost columns.
+    """
+
+    run: Run
+    per_query_ms: dict[str, float]
+    index: str
+    docs: Encoded | None = None
+    queries: Encoded | None = None
+    encode_seconds: float = 0.0
+
+
 def save_encoded(path: Path, enc: Encoded) -> None:
     """``.npz`` with ids, the matrix and (sparse) the vocabulary; written atomically."""
     import json
@@ -118,6 +133,39 @@ def _latency(per_query_ms: list[float]) -> dict[str, float]:
 BM25_MODEL = "bm25"
 
 
+def bm25_index(
+    dataset: str, corpus: Corpus, backend: IndexBackend, settings: EvalSettings, corpus_fingerprint: str
+) -> str:
+    """The backend's BM25 index of ``corpus``: the one ``sparse-tune mine --method bm25`` builds (reused)."""
+    from sparse_tune.mining.beir import default_index_name, mining_fingerprint
+    from sparse_tune.mining.hard_negatives import build_index
+
+    index = default_index_name(dataset, "bm25", None, corpus_fingerprint)
+    fingerprint = mining_fingerprint("bm25", None, corpus_fingerprint)
+    if not backend.exists(index, fingerprint) or settings.reindex:  # asked first: refuses a foreign index
+        build_index(backend, index, corpus, "bm25", fingerprint=fingerprint)
+    return index
+
+
+def retrieve_bm25(
+    dataset: str,
+    corpus: Corpus,
+    queries: dict[str, str],
+    backend: IndexBackend,
+    settings: EvalSettings,
+    corpus_fingerprint: str,
+) -> Retrieval:
+    """BM25's top-k of every query in ``queries`` (``{id: text}``), each query timed."""
+    index = bm25_index(dataset, corpus, backend, settings, corpus_fingerprint)
+    qids = list(queries)
+    run, per_query_ms = _timed_search(
+        len(qids),
+        settings.search_batch,
+        lambda part: backend.search_text(index, {q: queries[q] for q in qids[part]}, settings.top_k),
+    )
+    return Retrieval(run, dict(zip(qids, per_query_ms, strict=True)), index)
+
+
 def evaluate_bm25(
     dataset: str,
     corpus: Corpus,
@@ -134,39 +182,34 @@ def evaluate_bm25(
     the one ``sparse-tune mine --method bm25`` builds for this corpus, so one built by mining is
     reused. A baseline has no vectors, so the sparsity and FLOPS columns stay empty.
     """
-    from sparse_tune.mining.beir import default_index_name, mining_fingerprint
-    from sparse_tune.mining.hard_negatives import build_index
-
-    index = default_index_name(dataset, "bm25", None, corpus_fingerprint)
-    fingerprint = mining_fingerprint("bm25", None, corpus_fingerprint)
-    if not backend.exists(index, fingerprint) or settings.reindex:  # asked first: refuses a foreign index
-        build_index(backend, index, corpus, "bm25", fingerprint=fingerprint)
     qids = [q for q in qrels if q in queries]
-    run, per_query_ms = _timed_search(
-        len(qids),
-        settings.search_batch,
-        lambda part: backend.search_text(index, {q: queries[q] for q in qids[part]}, settings.top_k),
+    found = retrieve_bm25(
+        dataset, corpus, {q: queries[q] for q in qids}, backend, settings, corpus_fingerprint
     )
-    metrics = evaluate_run(qrels, run)
-    metrics.update(_latency(per_query_ms))
-    metrics["index_size_bytes"] = float(backend.stats(index).get("size_bytes", 0.0))
+    metrics = evaluate_run(qrels, found.run)
+    metrics.update(_latency(list(found.per_query_ms.values())))
+    metrics["index_size_bytes"] = float(backend.stats(found.index).get("size_bytes", 0.0))
     metrics["num_queries"] = float(len(qids))
     metrics["num_docs"] = float(len(corpus))
     return EvalResult(model=BM25_MODEL, metrics=metrics, step=None)
 
 
-def evaluate_model(
+def retrieve_model(
     model_name: str,
     corpus: Corpus,
     queries: dict[str, str],
-    qrels: Qrels,
     backend: IndexBackend,
     settings: EvalSettings,
     corpus_fingerprint: str,
-    label: str | None = None,
-    backend_name: str = "embedded",
-) -> EvalResult:
-    """Run one model end to end; the returned metrics are the results.json entry."""
+    with_text: bool = False,
+) -> Retrieval:
+    """One model's top-k of every query in ``queries`` (``{id: text}``), each query timed.
+
+    Encodes the corpus (or reads the encoding cache), indexes it unless the backend already
+    holds a complete index of this model, corpus and settings, and searches. ``with_text`` also
+    stores the document texts in the index (a separate one), which OpenSearch's native hybrid
+    query needs: BM25 and the model's clause on one index.
+    """
     from sparse_tune.index.fingerprint import fingerprint_model, index_fingerprint, index_name
     from sparse_tune.models.io import load_model
 
@@ -181,6 +224,8 @@ def evaluate_model(
     index_layout = getattr(backend, "index_layout", None)  # OpenSearch: SEISMIC / token-id layouts
     if index_layout is not None and index_layout() is not None:
         index_settings["layout"] = index_layout()
+    if with_text:
+        index_settings["with_text"] = True
     model_fp = fingerprint_model(model_name)
     index = index_name("sparse-tune", model_fp, corpus_fingerprint, index_settings)
     fingerprint = index_fingerprint(model_fp, corpus_fingerprint, index_settings)
@@ -219,8 +264,8 @@ def evaluate_model(
         if cache is not None:
             save_encoded(cache, docs)
 
-    # 2. Queries (only those with judgements).
-    qids = [q for q in qrels if q in queries]
+    # 2. Queries.
+    qids = list(queries)
     q_enc = encode_texts(
         model,
         qids,
@@ -245,8 +290,9 @@ def evaluate_model(
         )
     if not reuse:
         dim = docs.matrix.shape[1]
-        backend.create(index, docs.kind, dim=dim, fingerprint=fingerprint)
-        backend.add(index, docs)
+        backend.create(index, docs.kind, dim=dim, fingerprint=fingerprint, with_text=with_text)
+        texts = dict(zip(corpus.ids, corpus.texts, strict=True)) if with_text else None
+        backend.add(index, docs, texts)
         backend.finalize(index)
     run, per_query_ms = _timed_search(
         len(qids),
@@ -255,18 +301,39 @@ def evaluate_model(
             index, Encoded(qids[part], q_enc.matrix[part], q_enc.kind, q_enc.vocab), settings.top_k
         ),
     )
+    return Retrieval(run, dict(zip(qids, per_query_ms, strict=True)), index, docs, q_enc, encode_seconds)
+
+
+def evaluate_model(
+    model_name: str,
+    corpus: Corpus,
+    queries: dict[str, str],
+    qrels: Qrels,
+    backend: IndexBackend,
+    settings: EvalSettings,
+    corpus_fingerprint: str,
+    label: str | None = None,
+    backend_name: str = "embedded",
+) -> EvalResult:
+    """Run one model end to end; the returned metrics are the results.json entry."""
+    qids = [q for q in qrels if q in queries]  # only queries with judgements
+    found = retrieve_model(
+        model_name, corpus, {q: queries[q] for q in qids}, backend, settings, corpus_fingerprint
+    )
+    docs, q_enc = found.docs, found.queries
+    assert docs is not None and q_enc is not None
 
     # 4. Metrics, sparsity and cost.
-    metrics = evaluate_run(qrels, run)
+    metrics = evaluate_run(qrels, found.run)
     metrics["doc_nnz"] = sparsity_stats(docs)["nnz"]
     metrics["query_nnz"] = sparsity_stats(q_enc)["nnz"]
     metrics["flops"] = flops_estimate(q_enc, docs)
-    metrics.update(_latency(per_query_ms))
-    metrics["index_size_bytes"] = float(backend.stats(index).get("size_bytes", 0.0))
+    metrics.update(_latency(list(found.per_query_ms.values())))
+    metrics["index_size_bytes"] = float(backend.stats(found.index).get("size_bytes", 0.0))
     metrics["doc_nnz_total"] = float(docs.matrix.nnz) if docs.kind == "sparse" else float(docs.matrix.size)
     if settings.compare_exact:
-        metrics.update(_recall_vs_exact(run, docs, q_enc, settings.top_k))
-    metrics["encode_seconds"] = encode_seconds
+        metrics.update(_recall_vs_exact(found.run, docs, q_enc, settings.top_k))
+    metrics["encode_seconds"] = found.encode_seconds
     metrics["num_queries"] = float(len(qids))
     metrics["num_docs"] = float(len(docs.ids))
     return EvalResult(model=label or model_name, metrics=metrics, step=training_step(model_name))

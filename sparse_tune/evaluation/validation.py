@@ -10,7 +10,11 @@ ones (fewer distractors), so they compare checkpoints of one run, not runs on ot
 BM25 ranks the same documents for the same queries once (``RetrievalValidator.bm25``): a
 lexical baseline a user should know about, since on some data it beats the model they are
 training (on scifact it beats the untrained inference-free pairing), and the run's closing
-line says so when it does.
+line says so when it does. Each evaluation also fuses the model's run with BM25's, the fusion
+(method and weights) chosen on these same queries (:mod:`sparse_tune.evaluation.fusion_choice`),
+and logs the hybrid's nDCG@10: what the model is worth beside BM25 in an OpenSearch hybrid
+search. The choice is optimistic on the queries it was made on; ``sparse-tune evaluate
+--hybrid`` reports it on a test split.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sparse_tune.data.holdout import ValidationSplit
+from sparse_tune.evaluation.fusion_choice import FusionChoice, choose_fusion
 from sparse_tune.evaluation.metrics import mean_metrics, per_query_metrics
 from sparse_tune.index.bm25 import BM25Index
 from sparse_tune.index.embedded import EmbeddedBackend, top_k_from_scores
@@ -69,6 +74,7 @@ class ValidationResult:
 
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]]
+    hybrid: FusionChoice | None = None  # the model fused with BM25, fusion chosen on these queries
 
 
 class RetrievalValidator:
@@ -103,6 +109,7 @@ class RetrievalValidator:
         self.doc_texts = [split.corpus.texts[i] for i in rows]
         # BM25 ranking the same documents for the same queries: the bar a trained model should clear.
         bm25_run = _bm25_run(bm25, split, rows if self.mode == "pool" else None, top_k)
+        self.bm25_run = bm25_run
         self.bm25 = mean_metrics(
             {LOGGED_NAMES[name]: values for name, values in per_query_metrics(split.qrels, bm25_run).items()}
         )
@@ -134,11 +141,14 @@ class RetrievalValidator:
         backend.create("validation", docs.kind)
         backend.add("validation", docs)
         backend.finalize("validation")
-        per_query = per_query_metrics(self.split.qrels, backend.search("validation", queries, self.top_k))
+        run = backend.search("validation", queries, self.top_k)
+        per_query = per_query_metrics(self.split.qrels, run)
         named = {LOGGED_NAMES[name]: values for name, values in per_query.items()}
         out = mean_metrics(named)
+        hybrid = choose_fusion([run, self.bm25_run], self.split.qrels, self.top_k)
+        out["hybrid_ndcg@10"] = hybrid.value
         if docs.kind == "sparse":
             out["doc_nnz"] = sparsity_stats(docs)["nnz"]
             out["query_nnz"] = sparsity_stats(queries)["nnz"]
         out["num_docs"] = float(len(self.doc_ids))
-        return ValidationResult(out, named)
+        return ValidationResult(out, named, hybrid)

@@ -87,6 +87,10 @@ def export_model(
     model.eval()
     name = name or Path(str(checkpoint).rstrip("/")).name
     checkpoint_dir = Path(checkpoint) if Path(checkpoint).is_dir() else None
+    if fmt == "opensearch" and checkpoint_dir is not None:
+        from sparse_tune.index.fusion import read_hybrid
+
+        options.setdefault("hybrid", read_hybrid(checkpoint_dir))  # fusion with BM25 chosen in training
     inputs = card_inputs(
         model, name, fmt, checkpoint=checkpoint_dir, results_path=results, recipe_path=recipe
     )

@@ -30,8 +30,10 @@ from typing import Any
 import torch
 
 from sparse_tune.fsio import atomic_path, atomic_write_text, sha256_of
+from sparse_tune.index.fusion import Fusion
 from sparse_tune.index.opensearch_ann import ann_query, seismic_field, two_phase_processor
 from sparse_tune.index.opensearch_config import OpenSearchConfig
+from sparse_tune.index.opensearch_hybrid import fusion_processor, hybrid_query, weighted_sum_query
 from sparse_tune.index.pruning import validate_prune
 from sparse_tune.models.retriever import Retriever
 
@@ -67,11 +69,17 @@ class OpenSearchNames:
     ann: dict[str, Any] = field(default_factory=dict)
     #: OpenSearchConfig ``two_phase_*`` options for the two-phase search pipeline.
     two_phase: dict[str, Any] = field(default_factory=dict)
+    #: The model folder's ``hybrid.json`` (fusion with BM25 chosen on validation), when it has one.
+    hybrid: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         validate_prune(self.prune_type, self.prune_ratio)
+        self.fusion()  # a bad hybrid.json fails at once
         self.ann_config()  # fail at once on a bad option
         self.two_phase_config()
+
+    def fusion(self) -> Fusion | None:
+        return None if self.hybrid is None else Fusion.from_json(self.hybrid)
 
     def ann_config(self) -> OpenSearchConfig:
         return OpenSearchConfig(sparse_index="seismic", check_connection=False, **self.ann)
@@ -166,11 +174,44 @@ def ingest_pipeline_body(names: OpenSearchNames) -> dict:
 
 
 def search_pipeline_body(names: OpenSearchNames) -> dict:
-    """Two-phase search: score with the high-weight query tokens first, rescore the top window fully."""
-    return {
+    """Two-phase search: score with the high-weight query tokens first, rescore the top window fully.
+
+    With a ``hybrid.json`` (min-max or RRF) the pipeline also fuses ``hybrid`` queries with the
+    weights chosen on validation. Each processor leaves the other kind of query alone: the
+    two-phase one rewrites only ``neural_sparse`` clauses reached through ``bool`` (not inside
+    ``hybrid``), and the fusion processors act only on ``hybrid`` queries.
+    """
+    body: dict[str, Any] = {
         "description": f"{names.model_name}: two-phase neural sparse search",
         "request_processors": [two_phase_processor(names.two_phase_config())],
     }
+    fusion = names.fusion()
+    if fusion is not None and fusion.method != "sum":
+        body["description"] += f"; hybrid queries with BM25 fused by {fusion} (chosen on validation)"
+        body["phase_results_processors"] = [fusion_processor(fusion)]
+    return body
+
+
+def hybrid_query_body(
+    names: OpenSearchNames, model_id: str, text: str = "what is a sparse retriever?", size: int = 100
+) -> dict:
+    """The query template fusing this model with BM25 as chosen on validation: the model's clause first.
+
+    min-max / RRF: a ``hybrid`` query (the index's default search pipeline fuses it); sum: a
+    ``bool.should`` with the weights as boosts (plain query DSL, no pipeline).
+    """
+    fusion = names.fusion()
+    if fusion is None:
+        raise ValueError("no hybrid.json: nothing chosen to fuse with")
+    subs = [
+        query_body(names, model_id, text)["query"],
+        {"match": {names.text_field: {"query": text}}},
+    ]
+    if fusion.method == "sum":
+        body = weighted_sum_query(subs, fusion.weights, size)
+    else:
+        body = hybrid_query(subs, size)
+    return {"size": body["size"], "query": body["query"]}
 
 
 def index_body(names: OpenSearchNames) -> dict:
@@ -320,6 +361,11 @@ def export_opensearch(
     # 4. the OpenSearch 3.3+ ANN variant: a SEISMIC sparse_vector index keyed by token id
     bodies["index_ann.json"] = ann_index_body(names)
     bodies["query_tokens_ann.json"] = query_tokens_ann_body(names, {str(i): float(vec[i]) for i in nz})
+    # 5. hybrid search with BM25, as chosen on validation (training writes hybrid.json)
+    if names.hybrid is not None:
+        bodies["hybrid_query.json"] = hybrid_query_body(
+            names, QUERY_MODEL_ID if is_inference_free else DOC_MODEL_ID
+        )
 
     paths = {}
     for name, body in bodies.items():
@@ -436,6 +482,7 @@ def rest_readme(
         "`sparse-tune evaluate --backend opensearch --sparse-index seismic` measures recall against exact "
         "scoring and latency before you switch.",
         "",
+        *_hybrid_readme(names, q_id),
         "## Notes",
         '- The TorchScript module returns the raw `(batch, vocab)` vector as `{"output": tensor}` '
         "(opensearch-py-ml's `NeuralSparseModel` convention); ml-commons maps non-zero entries to tokens and drops "
@@ -462,3 +509,40 @@ def rest_readme(
         "documentation only, not against a running OpenSearch node.",
     ]
     return "\n".join(lines + [""] + [s.strip("\n") + "\n" for s in card_sections])
+
+
+def _hybrid_readme(names: OpenSearchNames, model_id: str) -> list[str]:
+    """README section for hybrid search with BM25 (only when the model folder had ``hybrid.json``)."""
+    fusion = names.fusion()
+    if fusion is None:
+        return []
+    assert names.hybrid is not None
+    chosen = names.hybrid.get("validation_ndcg@10")
+    on = f" (nDCG@10 {chosen:.4f} on its validation queries)" if chosen is not None else ""
+    lines = [
+        "## 6. Hybrid search: this model with BM25",
+        f"Training chose `{fusion}` for the model and BM25{on}; `hybrid_query.json` is the query "
+        f"(model_id = {model_id}, the model's clause first, then a `match` on `{names.text_field}`).",
+    ]
+    if fusion.method == "sum":
+        lines += [
+            "A raw weighted sum is no pipeline technique, so the query is a `bool.should` with the weights as "
+            "boosts and needs no pipeline:",
+            "```",
+            f"GET /{names.index}/_search",
+            "<hybrid_query.json>",
+            "```",
+        ]
+    else:
+        lines += [
+            f"`search_pipeline.json` carries the fusion (`phase_results_processors`) next to the two-phase "
+            f"processor; the index's default search pipeline is `{names.search_pipeline}`, so after step 3:",
+            "```",
+            f"PUT /_search/pipeline/{names.search_pipeline}",
+            "<search_pipeline.json>",
+            f"GET /{names.index}/_search",
+            "<hybrid_query.json>",
+            "```",
+            "(or `GET /<index>/_search?search_pipeline=<name>` on an index with another default pipeline).",
+        ]
+    return [*lines, ""]

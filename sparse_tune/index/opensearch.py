@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sparse_tune.index.fingerprint import IndexNameError, check_index_name
+from sparse_tune.index.fusion import Fusion
 from sparse_tune.index.opensearch_ann import feature_encoding, layout, sparse_index_body, sparse_search_body
 from sparse_tune.index.opensearch_bulk import (
     BulkIngestError,
@@ -39,6 +40,12 @@ from sparse_tune.index.opensearch_config import (
     OpenSearchConfig,
     OpenSearchLostError,
     OpenSearchUnavailableError,
+)
+from sparse_tune.index.opensearch_hybrid import (
+    has_neural_search,
+    hybrid_pipeline_body,
+    hybrid_query,
+    weighted_sum_query,
 )
 from sparse_tune.index.opensearch_mappings import (
     DENSE_FIELD,
@@ -67,6 +74,10 @@ _NEURAL_HINT = (
 _ANN_HINT = (
     "sparse_index='seismic' needs OpenSearch 3.3+ with the neural-search plugin (sparse_vector field, "
     "neural_sparse method_parameters); use sparse_index='rank_features' on older or compatible servers"
+)
+_HYBRID_HINT = (
+    "hybrid queries and their search pipelines need OpenSearch's neural-search plugin; "
+    "use --opensearch-hybrid client (the same fusion computed client-side) on servers without it"
 )
 _KNN_HINT = "k-NN queries need OpenSearch's k-NN plugin (bundled with the official distribution)"
 
@@ -449,11 +460,25 @@ class OpenSearchBackend:
             q = np.asarray(queries.matrix, dtype=np.float32)  # (n_queries, dim)
             bodies = [(qid, knn_query(q[i], top_k)) for i, qid in enumerate(queries.ids)]
             return self._msearch(index, bodies, "k-NN", _KNN_HINT, innerproduct_score_to_dot)
+        cfg = self.config
+        what = "neural_sparse ANN" if cfg.sparse_index == "seismic" else cfg.sparse_query
+        hint = (
+            _ANN_HINT
+            if cfg.sparse_index == "seismic"
+            else _NEURAL_HINT
+            if cfg.sparse_query == "neural_sparse"
+            else ""
+        )
+        bodies = self._sparse_bodies(queries, top_k)
+        return self._msearch(index, bodies, what + (" two-phase" if cfg.two_phase else ""), hint)
+
+    def _sparse_bodies(self, queries: Encoded, top_k: int) -> list[tuple[str, dict[str, Any] | None]]:
+        """One search body per sparse query (``None`` for a query without a positive weight)."""
         if queries.vocab is None:
             raise ValueError("sparse queries need Encoded.vocab")
         m = sp.csr_matrix(queries.matrix)  # (n_queries, vocab)
         cap = self.config.max_clause_count
-        bodies = []
+        bodies: list[tuple[str, dict[str, Any] | None]] = []
         for i, qid in enumerate(queries.ids):
             lo, hi = m.indptr[i], m.indptr[i + 1]
             tokens, pruned = sparse_row_tokens(
@@ -474,16 +499,79 @@ class OpenSearchBackend:
                     cap,
                 )
             bodies.append((qid, sparse_search_body(tokens, top_k, self.config) if tokens else None))
-        cfg = self.config
-        what = "neural_sparse ANN" if cfg.sparse_index == "seismic" else cfg.sparse_query
-        hint = (
-            _ANN_HINT
-            if cfg.sparse_index == "seismic"
-            else _NEURAL_HINT
-            if cfg.sparse_query == "neural_sparse"
-            else ""
-        )
-        return self._msearch(index, bodies, what + (" two-phase" if cfg.two_phase else ""), hint)
+        return bodies
+
+    # -- native hybrid search (neural-search plugin) ------------------------------------------------
+
+    def has_hybrid(self) -> bool:
+        """Whether the cluster has the neural-search plugin (``hybrid`` queries, fusion processors)."""
+        rows = self._call("cat plugins", lambda: self.client.cat.plugins(format="json"))
+        return has_neural_search(rows if isinstance(rows, list) else [])
+
+    @contextmanager
+    def hybrid_pipeline(self, fusion: Fusion) -> Iterator[str | None]:
+        """A search pipeline fusing with ``fusion`` for the life of the block (its name); removed after.
+
+        ``sum`` needs none (its query is plain DSL), so the block gets ``None``.
+        """
+        if fusion.method == "sum":
+            yield None
+            return
+        import uuid
+
+        from opensearchpy.exceptions import RequestError
+
+        name = f"sparse-tune-hybrid-{uuid.uuid4().hex[:12]}"
+        body = hybrid_pipeline_body(fusion)
+        try:
+            self._call("put search pipeline", lambda: self.client.search_pipeline.put(id=name, body=body))
+        except (
+            RequestError
+        ) as exc:  # 400: no search pipelines, or no such processor (no neural-search plugin)
+            raise OpenSearchQueryError(
+                f"OpenSearch at {self.config.display_url} rejected the search pipeline for {fusion.method} fusion "
+                f"(HTTP {exc.status_code}): {self.config.redact(str(exc))[:300]}. {_HYBRID_HINT}"
+            ) from None
+        try:
+            yield name
+        finally:
+            self._call("delete search pipeline", lambda: self.client.search_pipeline.delete(id=name))
+
+    def search_hybrid(
+        self,
+        index: str,
+        queries: Encoded,
+        texts: dict[str, str],
+        fusion: Fusion,
+        top_k: int,
+        pipeline: str | None,
+    ) -> Run:
+        """The model's clauses and a BM25 ``match`` fused on the server, one request per query.
+
+        ``index`` holds the sparse vectors and the texts; ``pipeline`` comes from
+        :meth:`hybrid_pipeline` (``None`` for ``sum``, sent as a weighted ``bool.should``).
+        """
+        with self._stage("search", index):
+            if queries.kind != "sparse":
+                raise ValueError("native hybrid search covers a sparse model with BM25")
+            run: Run = {}
+            for qid, body in self._sparse_bodies(queries, top_k):
+                subs = [body["query"]] if body is not None else [{"match_none": {}}]
+                subs.append(match_query(texts[qid], top_k)["query"])
+                if fusion.method == "sum":
+                    request = weighted_sum_query(subs, fusion.weights, top_k)
+                    params: dict[str, Any] = {}
+                else:
+                    request = hybrid_query(subs, top_k)
+                    params = {"search_pipeline": pipeline}
+                response = self._call(
+                    "hybrid search",
+                    lambda request=request, params=params: self.client.search(
+                        index=index, body=request, params=params
+                    ),
+                )
+                run[qid] = hits_of(response, f"{fusion.method} hybrid", index, qid, _HYBRID_HINT)
+            return run
 
     def search_text(self, index: str, queries: dict[str, str], top_k: int) -> Run:
         with self._stage("search", index):

@@ -247,11 +247,16 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None, owned: bool = Fa
     if keeper is not None:
         # 9. One closing line (base vs best, and which model was saved), also in validation_summary.json.
         from sparse_tune.fsio import atomic_write_text
-        from sparse_tune.training.summary import SUMMARY_FILE, metric_name, summary_record
+        from sparse_tune.index.fusion import HYBRID_FILE
+        from sparse_tune.training.summary import SUMMARY_FILE, kept_hybrid, metric_name, summary_record
 
         state = trainer.state
         # BM25 on the same validation queries and documents, which the closing line compares with
         bm25 = None if validator is None else validator.bm25.get(metric_name(args.metric_for_best_model))
+        # The kept model fused with BM25 (fusion chosen at its evaluation), for export's search pipeline
+        hybrid = kept_hybrid(trainer.hybrid_by_step, keeper.kept or "last", state.best_global_step, split)
+        if hybrid is not None and args.should_save:
+            atomic_write_text(out / HYBRID_FILE, json.dumps(hybrid, indent=2) + "\n")
         record = summary_record(
             {
                 "log_history": state.log_history,
@@ -263,6 +268,7 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None, owned: bool = Fa
             keeper.kept or "last",
             keeper.test,
             bm25,
+            hybrid,
         )
         if args.should_save:
             atomic_write_text(out / SUMMARY_FILE, json.dumps(record, indent=2) + "\n")

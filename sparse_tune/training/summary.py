@@ -12,6 +12,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+from sparse_tune.index.fusion import HYBRID_FILE
+
 #: Which model a run saved: the base model it started from, the best checkpoint, or the last step's.
 Kept = Literal["base", "best", "last"]
 
@@ -183,6 +185,44 @@ def bm25_comparison(
     return f"; BM25 on the same queries and documents: {name} {bm25:.4f}"
 
 
+def kept_hybrid(
+    by_step: dict[int, Any], kept: Kept, best_step: int | None, split: Any = None
+) -> dict[str, Any] | None:
+    """``hybrid.json`` of the model kept: the fusion chosen at its evaluation (``None`` if it was not evaluated here).
+
+    ``by_step`` maps evaluated steps to :class:`~sparse_tune.evaluation.fusion_choice.FusionChoice`;
+    the base model is step 0, the last model the last step evaluated.
+    """
+    if not by_step:
+        return None
+    step = {"base": 0, "best": best_step, "last": max(by_step)}[kept]
+    choice = by_step.get(step) if step is not None else None
+    if choice is None:
+        return None
+    out = {
+        **choice.fusion.to_json(),
+        "retrievers": ["model", "bm25"],
+        "validation_ndcg@10": choice.value,
+        "num_queries": choice.num_queries,
+        "step": step,
+        "kept": kept,
+    }
+    if split is not None:
+        out["validation"] = {k: v for k, v in split.to_json().items() if k != "query_ids"}
+    return out
+
+
+def hybrid_clause(hybrid: dict[str, Any] | None) -> str:
+    """The clause giving the model kept fused with BM25 (``hybrid.json``'s fields) ("" without one)."""
+    if not hybrid:
+        return ""
+    weights = "/".join(f"{w:.2g}" for w in hybrid["weights"])
+    return (
+        f"; hybrid with BM25 ({hybrid['fusion']}, weights {weights} for model/BM25, chosen on these queries, "
+        f"in {HYBRID_FILE}): nDCG@10 {hybrid['validation_ndcg@10']:.4f}"
+    )
+
+
 def summary_record(
     state: dict[str, Any],
     metric: str = "ndcg@10",
@@ -190,15 +230,18 @@ def summary_record(
     kept: Kept = "best",
     test: Significance | None = None,
     bm25: float | None = None,
+    hybrid: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What ``validation_summary.json`` holds: the numbers, the model kept and the closing line.
 
     ``bm25`` is BM25's value of ``metric`` on the same validation queries and documents; the
-    closing line then says how the model kept compares with it.
+    closing line then says how the model kept compares with it. ``hybrid`` is the model kept
+    fused with BM25 (what ``hybrid.json`` holds), which the line gives last.
     """
     line = validation_summary(state, metric, greater_is_better, kept, test)
     if line is not None:
         line += bm25_comparison(kept_metric(state, metric, kept), bm25, metric, greater_is_better)
+        line += hybrid_clause(hybrid)
     return {
         "metric": metric_name(metric),
         "greater_is_better": greater_is_better,
@@ -210,6 +253,7 @@ def summary_record(
         "keep_significance": None if test is None else test.keep_significance,
         "kept": kept,
         "bm25": bm25,
+        "hybrid": None if not hybrid else hybrid.get("validation_ndcg@10"),
         "summary": line,
     }
 

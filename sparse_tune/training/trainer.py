@@ -65,6 +65,8 @@ class RetrievalTrainer(Trainer):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.per_query_log = per_query_log
+        #: The fusion with BM25 chosen at each evaluated step (hybrid.json of the model kept), this process only.
+        self.hybrid_by_step: dict[int, Any] = {}
         self.loss_fn = loss_fn
         self.teachers = teachers
         self.gather_across_devices = gather_across_devices
@@ -143,7 +145,11 @@ class RetrievalTrainer(Trainer):
             groups = [
                 {"params": [p for n, p in named if n in decay], "weight_decay": self.args.weight_decay},
                 {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
-                {"params": [idf], "weight_decay": 0.0, "lr": lr if lr is not None else self.args.learning_rate},
+                {
+                    "params": [idf],
+                    "weight_decay": 0.0,
+                    "lr": lr if lr is not None else self.args.learning_rate,
+                },
             ]
             cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = cls(groups, **kwargs)
@@ -194,6 +200,8 @@ class RetrievalTrainer(Trainer):
             result = data.evaluate(model)
         if self.per_query_log is not None:
             self.per_query_log.record(self.state.global_step, result.per_query)
+        if getattr(result, "hybrid", None) is not None:
+            self.hybrid_by_step[self.state.global_step] = result.hybrid
         metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in result.metrics.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 3)
         self.log(metrics)
@@ -227,7 +235,8 @@ def last_complete_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
     """The highest-step ``checkpoint-N`` folder that is complete; incomplete later ones are skipped with a warning."""
     folders = [p for p in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()]
     steps = sorted(
-        ((int(p.name.rsplit("-", 1)[1]), p) for p in folders if p.name.rsplit("-", 1)[1].isdigit()), reverse=True
+        ((int(p.name.rsplit("-", 1)[1]), p) for p in folders if p.name.rsplit("-", 1)[1].isdigit()),
+        reverse=True,
     )
     for _, path in steps:
         problem = checkpoint_problem(path)
@@ -235,4 +244,3 @@ def last_complete_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
             return str(path)
         logger.warning("not resuming from %s: %s (an interrupted save?)", path, problem)
     return None
-
