@@ -183,7 +183,7 @@ def test_token_id_keys() -> None:
             {"two_phase": True, "sparse_index": "seismic", "sparse_query": "neural_sparse"},
             "cannot be combined",
         ),
-        ({"two_phase": True, "sparse_query": "neural_sparse", "two_phase_expansion_rate": 1.0}, "> 1.0"),
+        ({"two_phase": True, "sparse_query": "neural_sparse", "two_phase_expansion_rate": 1.0}, "two_phase_expansion_rate must be > 1, got 1"),
         ({"two_phase": True, "sparse_query": "neural_sparse", "two_phase_max_window_size": 50}, "> 50"),
         ({"two_phase": True, "sparse_query": "neural_sparse", "two_phase_prune_ratio": 1.5}, r"\[0, 1\)"),
     ],
