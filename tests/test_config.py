@@ -17,7 +17,9 @@ def test_every_shipped_recipe_loads(tmp_path):
     for recipe in sorted((ROOT / "configs").glob("*.yaml")):
         if recipe.name.startswith("pipeline_"):  # a distillation pipeline, which names training recipes
             pipeline = load_pipeline_config(recipe, str(tmp_path / recipe.stem))
-            assert pipeline.student_train_config().training.output_dir == str(tmp_path / recipe.stem / "student")
+            assert pipeline.student_train_config().training.output_dir == str(
+                tmp_path / recipe.stem / "student"
+            )
             continue
         cfg = load_train_config(recipe, {"output_dir": str(tmp_path / recipe.stem)})
         assert cfg.training.output_dir == str(tmp_path / recipe.stem)
@@ -26,7 +28,9 @@ def test_every_shipped_recipe_loads(tmp_path):
 def test_overrides_parse_and_win(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("max_steps: 100\nflops_doc_weight: 0.1\nhead: splade\n")
-    over = parse_overrides(["--max_steps", "5", "--train_file=x.jsonl", "--output_dir", str(tmp_path), "--bf16"])
+    over = parse_overrides(
+        ["--max_steps", "5", "--train_file=x.jsonl", "--output_dir", str(tmp_path), "--bf16"]
+    )
     assert over == {"max_steps": 5, "train_file": "x.jsonl", "output_dir": str(tmp_path), "bf16": True}
     cfg = load_train_config(recipe, {k: v for k, v in over.items() if k != "bf16"})
     assert cfg.training.max_steps == 5
