@@ -183,7 +183,10 @@ def test_token_id_keys() -> None:
             {"two_phase": True, "sparse_index": "seismic", "sparse_query": "neural_sparse"},
             "cannot be combined",
         ),
-        ({"two_phase": True, "sparse_query": "neural_sparse", "two_phase_expansion_rate": 1.0}, "two_phase_expansion_rate must be > 1, got 1"),
+        (
+            {"two_phase": True, "sparse_query": "neural_sparse", "two_phase_expansion_rate": 1.0},
+            "two_phase_expansion_rate must be > 1, got 1",
+        ),
         ({"two_phase": True, "sparse_query": "neural_sparse", "two_phase_max_window_size": 50}, "> 50"),
         ({"two_phase": True, "sparse_query": "neural_sparse", "two_phase_prune_ratio": 1.5}, r"\[0, 1\)"),
     ],
@@ -221,7 +224,11 @@ def test_evaluate_cli_prunes_documents_and_reports_recall_vs_exact(tmp_path) -> 
         ]
     )
     assert rc == 0
-    (r,) = [row for row in json.loads((out / "results.json").read_text()).values() if row["model"] == "splade-tiny"]
+    (r,) = [
+        row
+        for row in json.loads((out / "results.json").read_text()).values()
+        if row["model"] == "splade-tiny"
+    ]
     assert r["doc_nnz"] <= 3 and r["doc_nnz_total"] <= 15
     assert r["recall@10_vs_exact"] == 1.0  # the embedded backend is the exact reference
     assert (

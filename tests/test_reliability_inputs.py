@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "data" / "tiny_beir"
 GOOD = {"query": "aspirin heart", "pos": ["Aspirin helps the heart."], "neg": ["Cats sleep.", "Rain falls."]}
 GOOD2 = {"query": "vitamin bone", "pos": ["Vitamin D and bones."], "neg": ["Jupiter.", "Chess openings."]}
-RECIPE = "max_steps: 1\nper_device_train_batch_size: 2\ndocs_per_query: 3\nmax_doc_length: 32\n" \
-         "max_query_length: 16\nlearning_rate: 1.0e-4\nlogging_steps: 1\nsave_steps: 100\n" \
-         "dataloader_num_workers: 0\ndisable_tqdm: true\n"
+RECIPE = (
+    "max_steps: 1\nper_device_train_batch_size: 2\ndocs_per_query: 3\nmax_doc_length: 32\n"
+    "max_query_length: 16\nlearning_rate: 1.0e-4\nlogging_steps: 1\nsave_steps: 100\n"
+    "dataloader_num_workers: 0\ndisable_tqdm: true\n"
+)
 
 
 def _recipe(tmp_path: Path) -> Path:
@@ -31,8 +33,15 @@ def _recipe(tmp_path: Path) -> Path:
 
 
 def _train(tmp_path: Path, train_file: Path, *extra: str) -> list[str]:
-    return ["train", str(_recipe(tmp_path)), "--train_file", str(train_file),
-            "--output_dir", str(tmp_path / "out"), *extra]
+    return [
+        "train",
+        str(_recipe(tmp_path)),
+        "--train_file",
+        str(train_file),
+        "--output_dir",
+        str(tmp_path / "out"),
+        *extra,
+    ]
 
 
 def _one_line(capsys) -> str:
@@ -66,8 +75,12 @@ BAD_LINES = [
 @pytest.mark.parametrize("bad, fragment", BAD_LINES, ids=[f for _, f in BAD_LINES])
 @pytest.mark.parametrize("crlf_bom", [False, True], ids=["lf", "crlf+bom"])
 def test_bad_training_line_is_one_line_with_file_and_line(tmp_path, capsys, bad, fragment, crlf_bom):
-    path = _write(tmp_path / "train.jsonl", [json.dumps(GOOD), bad, json.dumps(GOOD2)],
-                  newline="\r\n" if crlf_bom else "\n", bom=crlf_bom)
+    path = _write(
+        tmp_path / "train.jsonl",
+        [json.dumps(GOOD), bad, json.dumps(GOOD2)],
+        newline="\r\n" if crlf_bom else "\n",
+        bom=crlf_bom,
+    )
     assert main(_train(tmp_path, path)) == 2
     line = _one_line(capsys)
     assert line.startswith(f"sparse-tune train: error: {path}:2: ")
@@ -87,7 +100,9 @@ def test_missing_and_non_utf8_training_file(tmp_path, capsys):
     assert main(_train(tmp_path, tmp_path / "nope.jsonl")) == 2
     assert "nope.jsonl does not exist" in _one_line(capsys)
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(json.dumps({"query": "caf\u00e9", "pos": ["p"]}, ensure_ascii=False).encode("latin-1") + b"\n")
+    path.write_bytes(
+        json.dumps({"query": "caf\u00e9", "pos": ["p"]}, ensure_ascii=False).encode("latin-1") + b"\n"
+    )
     assert main(_train(tmp_path, path)) == 2
     assert "not UTF-8" in _one_line(capsys)
 
@@ -104,7 +119,9 @@ def test_docs_per_query_larger_than_the_data_has(tmp_path, capsys):
     path = _write(tmp_path / "train.jsonl", [json.dumps(r) for r in only_positives])
     assert main(_train(tmp_path, path, "--docs_per_query", "4")) == 2
     line = _one_line(capsys)
-    assert line.startswith(f"sparse-tune train: error: {path}: example 1: docs_per_query=4 needs 3 negative(s)")
+    assert line.startswith(
+        f"sparse-tune train: error: {path}: example 1: docs_per_query=4 needs 3 negative(s)"
+    )
 
 
 def test_skip_bad_lines_trains_and_reports_the_count_at_the_end(tmp_path, capsys, caplog):
@@ -114,14 +131,27 @@ def test_skip_bad_lines_trains_and_reports_the_count_at_the_end(tmp_path, capsys
         assert main(_train(tmp_path, path, "--skip_bad_lines", "true")) == 0
     assert (tmp_path / "out" / "model.safetensors").is_file()
     last = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING][-1]
-    assert last.startswith(f"skipped 2 bad line(s) of {path} (skip_bad_lines); first: {path}:2: malformed JSON")
+    assert last.startswith(
+        f"skipped 2 bad line(s) of {path} (skip_bad_lines); first: {path}:2: malformed JSON"
+    )
 
 
 def test_score_skip_bad_lines_reports_the_count(tmp_path, capsys):
     path = _write(tmp_path / "mined.jsonl", [json.dumps(GOOD), "not json", json.dumps(GOOD2)])
     out = tmp_path / "scored.jsonl"
-    args = ["score", "--input", str(path), "--output", str(out), "--teacher", "sparse:splade-tiny",
-            "--max-doc-length", "32", "--device", "cpu"]
+    args = [
+        "score",
+        "--input",
+        str(path),
+        "--output",
+        str(out),
+        "--teacher",
+        "sparse:splade-tiny",
+        "--max-doc-length",
+        "32",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 2
     assert _one_line(capsys).startswith(f"sparse-tune score: error: {path}:2: malformed JSON")
     assert not out.exists()
@@ -178,7 +208,15 @@ def _beir_copy(tmp_path: Path) -> Path:
 
 
 def _evaluate(folder: Path, tmp_path: Path) -> list[str]:
-    return ["evaluate", "--model", "splade-tiny", "--dataset", str(folder), "--output", str(tmp_path / "eval")]
+    return [
+        "evaluate",
+        "--model",
+        "splade-tiny",
+        "--dataset",
+        str(folder),
+        "--output",
+        str(tmp_path / "eval"),
+    ]
 
 
 def test_qrels_id_absent_from_the_corpus(tmp_path, capsys):
@@ -229,12 +267,20 @@ def test_checkpoint_folder_missing_files(tmp_path, splade_tiny, capsys):
     capsys.readouterr()  # the save's progress bar
     args = ["evaluate", "--model", str(ckpt), "--dataset", str(TINY), "--output", str(tmp_path / "eval")]
     assert main(args) == 2
-    assert _one_line(capsys) == f"sparse-tune evaluate: error: {ckpt}: model folder is missing model.safetensors (its weights)"
+    assert (
+        _one_line(capsys)
+        == f"sparse-tune evaluate: error: {ckpt}: model folder is missing model.safetensors (its weights)"
+    )
 
 
-@pytest.mark.parametrize("weight, fragment", [("NaN", "weight is not finite (nan)"),
-                                              ("Infinity", "weight is not finite (inf)"),
-                                              ("-0.5", "weight is negative (-0.5)")])
+@pytest.mark.parametrize(
+    "weight, fragment",
+    [
+        ("NaN", "weight is not finite (nan)"),
+        ("Infinity", "weight is not finite (inf)"),
+        ("-0.5", "weight is negative (-0.5)"),
+    ],
+)
 def test_idf_json_with_bad_weights(tmp_path, splade_tiny, capsys, weight, fragment):
     from sparse_tune.models.io import load_model
 
@@ -248,8 +294,16 @@ def test_idf_json_with_bad_weights(tmp_path, splade_tiny, capsys, weight, fragme
 
 
 def test_scored_row_with_fewer_scores_than_docs_is_one_line(tmp_path, capsys):
-    good = {"query": "aspirin heart", "docs": ["Aspirin helps the heart.", "Cats sleep.", "Rain."], "scores": [3, 1, 0]}
-    bad = {"query": "vitamin bone", "docs": ["Vitamin D and bones.", "Jupiter.", "Chess."], "scores": [2.0, 1.0]}
+    good = {
+        "query": "aspirin heart",
+        "docs": ["Aspirin helps the heart.", "Cats sleep.", "Rain."],
+        "scores": [3, 1, 0],
+    }
+    bad = {
+        "query": "vitamin bone",
+        "docs": ["Vitamin D and bones.", "Jupiter.", "Chess."],
+        "scores": [2.0, 1.0],
+    }
     path = _write(tmp_path / "scored.jsonl", [json.dumps(good), json.dumps(bad)])
     assert main(_train(tmp_path, path, "--loss", "kl")) == 2
     assert _one_line(capsys) == f"sparse-tune train: error: {path}:2: 'docs' has 3 items but 'scores' has 2"
