@@ -160,6 +160,11 @@ class DataConfig:
         default=8, metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."}
     )
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
+    labelled_pairs: bool = field(
+        default=False,
+        metadata={"help": "Train on labelled pairs made from query/positives data: each positive labelled 1 and "
+                  "up to docs_per_query-1 of its negatives labelled 0 (for loss contrastive / cosine_similarity)."},
+    )
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
     mine_negatives: Optional[MiningSpec] = field(
         default=None,
@@ -222,8 +227,21 @@ class TeacherConfig:
 
 @dataclass
 class LossConfig:
-    loss: Literal["infonce", "kl", "margin_mse"] = field(
-        default="infonce", metadata={"help": "Ranking / distillation loss."}
+    loss: Literal["infonce", "kl", "margin_mse", "contrastive", "cosine_similarity", "triplet"] = field(
+        default="infonce",
+        metadata={"help": "Ranking / distillation loss; contrastive and cosine_similarity train on labelled "
+                  "pairs (sentence1/sentence2/label), triplet on a positive and negatives per query."},
+    )
+    pair_similarity: Optional[Literal["cosine", "dot", "euclidean"]] = field(
+        default=None,
+        metadata={"help": "How contrastive / cosine_similarity / triplet compare two texts. Default: as "
+                  "sentence-transformers for dense models (cosine; euclidean for triplet), dot for sparse."},
+    )
+    margin: Optional[float] = field(
+        default=None,
+        metadata={"help": "Margin of contrastive / triplet, score scale of cosine_similarity with dot. "
+                  "Default: contrastive 0.5 (cosine), triplet 5 (euclidean), 1 (cosine_similarity), "
+                  "and 10 for every dot version (SPLADE scores of related pairs are tens)."},
     )
     scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
     in_batch_negatives: bool = field(default=True, metadata={"help": "InfoNCE over all documents in the batch."})
@@ -269,6 +287,8 @@ class LossConfig:
         for name in ("flops_doc_weight", "flops_query_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.margin is not None and self.margin <= 0:
+            raise ConfigError(f"margin must be > 0, got {self.margin}")
         if self.scale <= 0 or self.temperature <= 0:
             raise ConfigError("scale and temperature must be > 0")
         if self.flops_warmup_steps < 0:

@@ -14,7 +14,7 @@ from sparse_tune.data.holdout import ValidationSplit
 from sparse_tune.losses import build_loss
 from sparse_tune.models.io import CheckpointError, build_model, model_config_for
 from sparse_tune.training.collator import GroupCollator
-from sparse_tune.training.dataset import GroupDataset, build_groups, is_scored_file
+from sparse_tune.training.dataset import GroupDataset, build_groups, check_groups_fit_loss, is_scored_file
 from sparse_tune.training.mined_data import mined_training_data
 from sparse_tune.training.trainer import RetrievalTrainer, checkpoint_problem, last_complete_checkpoint
 
@@ -130,6 +130,7 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     data = mined_training_data(cfg.data, args)
     skipped: list = []
     groups = build_groups(data, seed=args.seed, skipped=skipped, exclude_queries=held_out)
+    check_groups_fit_loss(groups, cfg.loss.loss)
     logger.info("training on %d query groups of %d documents", len(groups), len(groups[0]["docs"]))
 
     # 3. The model: backbone + heads, from a name, folder or hub id.
@@ -142,7 +143,9 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> Path:
         args.ddp_find_unused_parameters = True  # a dense backbone's pooler is never used
 
     # 4. Loss: ranking or distillation, plus FLOPS on the sides that have an encoder.
-    loss_fn = build_loss(cfg.loss, inference_free=model.head_name == "inference_free", idf=model.idf)
+    loss_fn = build_loss(
+        cfg.loss, inference_free=model.head_name == "inference_free", idf=model.idf, dense=model.kind == "dense"
+    )
 
     # 5. Live teachers, if any, score each batch's candidates without gradients.
     teachers = None
