@@ -378,9 +378,30 @@ class EvalConfig:
         },
     )
 
+    eval_pairs_file: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Labelled pairs JSONL ({sentence1, sentence2, label} with labels 0/1) to validate on by "
+            "binary classification: pair_accuracy, pair_f1, pair_ap (usable as metric_for_best_model).",
+            "path": "file",
+        },
+    )
+    eval_pairs_negatives: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Validate by binary classification on pairs made from the validation split: its judged "
+            "documents labelled 1 and this many of BM25's top unjudged documents per query labelled 0."
+        },
+    )
+
     @property
     def enabled(self) -> bool:
         return self.eval_split is not None or self.eval_holdout is not None
+
+    @property
+    def pairs_enabled(self) -> bool:
+        """Whether pair classification is validated (from a file, or from the validation split)."""
+        return self.eval_pairs_file is not None or self.eval_pairs_negatives is not None
 
     def __post_init__(self) -> None:
         if self.eval_holdout is not None and self.eval_holdout < 1:
@@ -394,8 +415,13 @@ class EvalConfig:
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
                 raise ConfigError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
-            if not self.enabled:
+            if not self.enabled and not self.pairs_enabled:
                 raise ConfigError("early_stopping_patience needs validation: set eval_split or eval_holdout")
+        if self.eval_pairs_negatives is not None:
+            if self.eval_pairs_negatives < 1:
+                raise ConfigError(f"eval_pairs_negatives must be >= 1, got {self.eval_pairs_negatives}")
+            if not self.enabled:
+                raise ConfigError("eval_pairs_negatives makes pairs from the validation split: set eval_split or eval_holdout")
 
 
 OURS = (ModelConfig, DataConfig, LossConfig, EvalConfig)
@@ -660,12 +686,12 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     loss = _build(LossConfig, by_class["LossConfig"])
     evaluation = _build(EvalConfig, by_class["EvalConfig"])
     targs = by_class["TrainingArguments"]
-    if evaluation.enabled:
+    if evaluation.enabled or evaluation.pairs_enabled:
         # Validation goes through the Trainer's own machinery: evaluate every eval_steps (and the
-        # base model at step 0), keep the best checkpoint by retrieval quality.
+        # base model at step 0), keep the best checkpoint by retrieval quality (or pair AP alone).
         targs.setdefault("eval_strategy", "steps")
         targs.setdefault("eval_on_start", True)
-        targs.setdefault("metric_for_best_model", "ndcg@10")
+        targs.setdefault("metric_for_best_model", "ndcg@10" if evaluation.enabled else "pair_ap")
         targs.setdefault("load_best_model_at_end", True)
     targs.setdefault("output_dir", "runs/sparse_tune")
     targs.setdefault("remove_unused_columns", False)
