@@ -67,6 +67,14 @@ class ModelConfig:
     )
     max_query_length: int = field(default=64, metadata={"help": "Query truncation in tokens."})
     max_doc_length: int = field(default=256, metadata={"help": "Document truncation in tokens."})
+    query_instruction: Optional[str] = field(
+        default=None,
+        metadata={"help": "Text put before every query (e.g. 'Represent this sentence for searching relevant "
+                  "passages: ') at training, evaluation, encoding and export. Not for inference_free heads."},
+    )
+    doc_instruction: Optional[str] = field(
+        default=None, metadata={"help": "Text put before every document, wherever documents are encoded."}
+    )
     splade_impl: Literal["fused", "reference"] = field(
         default="fused", metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."}
     )
@@ -76,6 +84,16 @@ class ModelConfig:
             raise ConfigError("max_query_length and max_doc_length must be >= 1")
         if self.idf_learning_rate is not None and self.idf_learning_rate < 0:
             raise ConfigError(f"idf_learning_rate must be >= 0, got {self.idf_learning_rate}")
+        if self.head == "inference_free" and self.query_instruction:
+            raise ConfigError(INFERENCE_FREE_QUERY_INSTRUCTION)
+
+
+#: Why an inference-free model takes no query instruction (one line, also raised when loading).
+INFERENCE_FREE_QUERY_INSTRUCTION = (
+    "query_instruction cannot apply to an inference_free model: its queries are not encoded, only looked up "
+    "token by token in idf.json, so an instruction would add its own tokens to every query; remove "
+    "query_instruction (doc_instruction is applied)"
+)
 
 
 def parse_rank_range(text: str) -> tuple[int, int]:

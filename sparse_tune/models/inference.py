@@ -45,7 +45,9 @@ def encode_texts(
     if len(ids) != len(texts):
         raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
     max_len = model.config.max_query_length if side == "query" else model.config.max_doc_length
-    lengths = model.tokenizer(texts, truncation=True, max_length=max_len, add_special_tokens=True)["input_ids"]
+    lengths = model.tokenizer(
+        model.with_instruction(texts, side), truncation=True, max_length=max_len, add_special_tokens=True
+    )["input_ids"]
     order = np.argsort([-len(x) for x in lengths], kind="stable")
     device = next(model.parameters()).device
     was_training = model.training
@@ -55,7 +57,11 @@ def encode_texts(
         torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     )
     with torch.inference_mode(), autocast:
-        for start in tqdm(range(0, len(texts), batch_size), desc="encode queries" if side == "query" else "encode documents", disable=not progress):
+        for start in tqdm(
+            range(0, len(texts), batch_size),
+            desc="encode queries" if side == "query" else "encode documents",
+            disable=not progress,
+        ):
             batch_idx = order[start : start + batch_size]
             features = model.tokenize([texts[i] for i in batch_idx], side)
             features = {k: v.to(device) for k, v in features.items()}
@@ -67,7 +73,11 @@ def encode_texts(
     inverse[order] = np.arange(len(order))
     if not blocks:
         dim = len(model.vocab) if model.kind == "sparse" else model.backbone.config.hidden_size
-        matrix = sp.csr_matrix((0, dim), dtype=np.float32) if model.kind == "sparse" else np.zeros((0, dim), np.float32)
+        matrix = (
+            sp.csr_matrix((0, dim), dtype=np.float32)
+            if model.kind == "sparse"
+            else np.zeros((0, dim), np.float32)
+        )
     elif model.kind == "sparse":
         matrix = sp.vstack(blocks).tocsr()[inverse]
     else:
