@@ -259,7 +259,7 @@ class LossConfig:
         default=None,
         metadata={"help": "Margin of contrastive / triplet, score scale of cosine_similarity with dot. "
                   "Default: contrastive 0.5 (cosine), triplet 5 (euclidean), 1 (cosine_similarity), "
-                  "and 10 for every dot version (SPLADE scores of related pairs are tens)."},
+                  "and 20 for every dot version (SPLADE scores of related pairs are tens)."},
     )
     scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
     in_batch_negatives: bool = field(default=True, metadata={"help": "InfoNCE over all documents in the batch."})

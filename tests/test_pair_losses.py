@@ -109,7 +109,7 @@ def test_build_loss_compares_dense_as_sentence_transformers_and_sparse_by_dot():
     dense = build_loss(LossConfig(loss="contrastive"), inference_free=False, dense=True).main
     assert (dense.similarity, dense.margin) == ("cosine", 0.5)
     sparse = build_loss(LossConfig(loss="contrastive"), inference_free=False).main
-    assert (sparse.similarity, sparse.margin) == ("dot", 10.0)
+    assert (sparse.similarity, sparse.margin) == ("dot", 20.0)
     trip = build_loss(LossConfig(loss="triplet"), inference_free=False, dense=True).main
     assert (trip.similarity, trip.margin) == ("euclidean", 5.0)
     chosen = build_loss(LossConfig(loss="triplet", pair_similarity="cosine", margin=0.2), False).main

@@ -46,8 +46,9 @@ def _triplet(cfg: LossConfig) -> nn.Module:
 
 
 #: Margin (score scale) of the dot-product versions when the recipe gives none: splade-tiny scores
-#: related scifact pairs in the tens, so a margin of 10 asks for a score it can reach.
-DOT_MARGIN = 10.0
+#: judged scifact pairs 12 / 27 / 49 (10th / 50th / 90th percentile) and BM25's top unjudged
+#: documents 9 / 17 / 21, so 20 sits between the two.
+DOT_MARGIN = 20.0
 
 
 def _margin(cfg: LossConfig, dense_default: float) -> float:
