@@ -113,9 +113,11 @@ def test_auto_picks_the_best_validation_alpha_and_shows_the_second_dataset(pair,
     from sparse_tune.experiments.merge import ValidationChoice, run_merge
 
     base, tuned = pair
+    for model in pair:
+        model.config.max_doc_length = 32  # short documents: the figures are compared, not judged
     base.save_pretrained(tmp_path / "base")
     tuned.save_pretrained(tmp_path / "tuned")
-    choice = ValidationChoice(str(sample_dir), "test", None, 0, 10)
+    choice = ValidationChoice(str(sample_dir), "test", None, 0, 5)
     report = run_merge(
         str(tmp_path / "base"),
         str(tmp_path / "tuned"),
@@ -127,7 +129,7 @@ def test_auto_picks_the_best_validation_alpha_and_shows_the_second_dataset(pair,
         grid=(0.0, 1.0),
     )
     # the same figures as the validator gives the two models themselves
-    val = RetrievalValidator(load_validation_split(sample_dir, "test", None, "train", 0, 10))
+    val = RetrievalValidator(load_validation_split(sample_dir, "test", None, "train", 0, 5))
     other = RetrievalValidator(load_validation_split(ROOT_DATA, "test", None, "train", 0))
     by_alpha = {r["alpha"]: r for r in report["rows"]}
     for alpha, model in ((0.0, base), (1.0, tuned)):
