@@ -78,6 +78,14 @@ class ModelConfig:
     )
     max_query_length: int = field(default=64, metadata={"help": "Query truncation in tokens."})
     max_doc_length: int = field(default=256, metadata={"help": "Document truncation in tokens."})
+    query_instruction: Optional[str] = field(
+        default=None,
+        metadata={"help": "Text put before every query (e.g. 'Represent this sentence for searching relevant "
+                  "passages: ') at training, evaluation, encoding and export. Not for inference_free heads."},
+    )
+    doc_instruction: Optional[str] = field(
+        default=None, metadata={"help": "Text put before every document, wherever documents are encoded."}
+    )
     splade_impl: Literal["fused", "reference"] = field(
         default="fused",
         metadata={"help": "SPLADE pooling: memory-light fused kernel or the plain reference."},
@@ -86,6 +94,16 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_fields(self, {"max_query_length": POSITIVE_INT, "max_doc_length": POSITIVE_INT})
         check_fields(self, {"idf_learning_rate": POSITIVE})
+        if self.head == "inference_free" and self.query_instruction:
+            raise ConfigError(INFERENCE_FREE_QUERY_INSTRUCTION)
+
+
+#: Why an inference-free model takes no query instruction (one line, also raised when loading).
+INFERENCE_FREE_QUERY_INSTRUCTION = (
+    "query_instruction cannot apply to an inference_free model: its queries are not encoded, only looked up "
+    "token by token in idf.json, so an instruction would add its own tokens to every query; remove "
+    "query_instruction (doc_instruction is applied)"
+)
 
 
 def parse_rank_range(text: str) -> tuple[int, int]:
@@ -184,6 +202,11 @@ class DataConfig:
         metadata={"help": "Documents per query in a group: 1 positive + docs_per_query-1 negatives."},
     )
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
+    labelled_pairs: bool = field(
+        default=False,
+        metadata={"help": "Train on labelled pairs made from query/positives data: each positive labelled 1 and "
+                  "up to docs_per_query-1 of its negatives labelled 0 (for loss contrastive / cosine_similarity)."},
+    )
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
     mine_negatives: Optional[MiningSpec] = field(
         default=None,
@@ -250,8 +273,21 @@ class TeacherConfig:
 
 @dataclass
 class LossConfig:
-    loss: Literal["infonce", "kl", "margin_mse"] = field(
-        default="infonce", metadata={"help": "Ranking / distillation loss."}
+    loss: Literal["infonce", "kl", "margin_mse", "contrastive", "cosine_similarity", "triplet"] = field(
+        default="infonce",
+        metadata={"help": "Ranking / distillation loss; contrastive and cosine_similarity train on labelled "
+                  "pairs (sentence1/sentence2/label), triplet on a positive and negatives per query."},
+    )
+    pair_similarity: Optional[Literal["cosine", "dot", "euclidean"]] = field(
+        default=None,
+        metadata={"help": "How contrastive / cosine_similarity / triplet compare two texts. Default: as "
+                  "sentence-transformers for dense models (cosine; euclidean for triplet), dot for sparse."},
+    )
+    margin: Optional[float] = field(
+        default=None,
+        metadata={"help": "Margin of contrastive / triplet, score scale of cosine_similarity with dot. "
+                  "Default: contrastive 0.5 (cosine), triplet 5 (euclidean), 1 (cosine_similarity), "
+                  "and 20 for every dot version (SPLADE scores of related pairs are tens)."},
     )
     scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
     in_batch_negatives: bool = field(
@@ -307,6 +343,8 @@ class LossConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         check_fields(self, {"scale": POSITIVE, "temperature": POSITIVE, "score_scale": POSITIVE})
+        if self.margin is not None and self.margin <= 0:
+            raise ConfigError(f"margin must be > 0, got {self.margin}")
         if self.flops_warmup_steps < 0:
             raise ConfigError(f"flops_warmup_steps must be >= 0, got {self.flops_warmup_steps}")
         for name in ("flops_doc_threshold", "flops_query_threshold"):
@@ -397,9 +435,30 @@ class EvalConfig:
         },
     )
 
+    eval_pairs_file: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Labelled pairs JSONL ({sentence1, sentence2, label} with labels 0/1) to validate on by "
+            "binary classification: pair_accuracy, pair_f1, pair_ap (usable as metric_for_best_model).",
+            "path": "file",
+        },
+    )
+    eval_pairs_negatives: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Validate by binary classification on pairs made from the validation split: its judged "
+            "documents labelled 1 and this many of BM25's top unjudged documents per query labelled 0."
+        },
+    )
+
     @property
     def enabled(self) -> bool:
         return self.eval_split is not None or self.eval_holdout is not None
+
+    @property
+    def pairs_enabled(self) -> bool:
+        """Whether pair classification is validated (from a file, or from the validation split)."""
+        return self.eval_pairs_file is not None or self.eval_pairs_negatives is not None
 
     def __post_init__(self) -> None:
         if self.eval_holdout is not None and self.eval_holdout < 1:
@@ -415,8 +474,13 @@ class EvalConfig:
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
                 raise ConfigError(f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
-            if not self.enabled:
+            if not self.enabled and not self.pairs_enabled:
                 raise ConfigError("early_stopping_patience needs validation: set eval_split or eval_holdout")
+        if self.eval_pairs_negatives is not None:
+            if self.eval_pairs_negatives < 1:
+                raise ConfigError(f"eval_pairs_negatives must be >= 1, got {self.eval_pairs_negatives}")
+            if not self.enabled:
+                raise ConfigError("eval_pairs_negatives makes pairs from the validation split: set eval_split or eval_holdout")
 
 
 @dataclass
@@ -820,12 +884,12 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     evaluation = _build(EvalConfig, by_class["EvalConfig"])
     run = _build(RunConfig, by_class["RunConfig"])
     targs = by_class["TrainingArguments"]
-    if evaluation.enabled:
+    if evaluation.enabled or evaluation.pairs_enabled:
         # Validation goes through the Trainer's own machinery: evaluate every eval_steps (and the
-        # base model at step 0), keep the best checkpoint by retrieval quality.
+        # base model at step 0), keep the best checkpoint by retrieval quality (or pair AP alone).
         targs.setdefault("eval_strategy", "steps")
         targs.setdefault("eval_on_start", True)
-        targs.setdefault("metric_for_best_model", "ndcg@10")
+        targs.setdefault("metric_for_best_model", "ndcg@10" if evaluation.enabled else "pair_ap")
         targs.setdefault("load_best_model_at_end", True)
     targs.setdefault("output_dir", "runs/sparse_tune")
     targs.setdefault("remove_unused_columns", False)

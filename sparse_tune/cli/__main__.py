@@ -20,7 +20,9 @@ from typing import NoReturn
 # slower SPLADE heads on 2 busy cores); must be set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-VERBS = ("train", "evaluate", "encode", "idf", "mine", "score", "export", "tune", "seeds", "distill-pipeline")
+VERBS = (
+    "train", "evaluate", "encode", "idf", "mine", "score", "export", "tune", "seeds", "distill-pipeline", "merge",
+)
 
 #: Errors that mean "your input is wrong": one line, exit code 2, traceback only with --debug.
 #: ConnectionError covers OpenSearchUnavailableError (server unreachable or credentials refused at start).

@@ -18,7 +18,15 @@ positives key             negatives key        notes
 ``pos``                   ``negs``
 ========================  ===================  =============================
 
-A string is accepted wherever a list of positives (or negatives) is expected.
+A string is accepted wherever a list of positives (or negatives) is expected. The query
+may be spelled ``anchor`` (sentence-transformers' ``anchor/positive/negative`` triplets and
+``anchor/positive`` pairs, whose negatives are the other queries' positives in the batch).
+
+Labelled pairs, ``{"sentence1", "sentence2", "label"}`` (``score`` is accepted for
+``label``: sentence-transformers' ContrastiveLoss / CosineSimilarityLoss data), normalise to
+``{"query": sentence1, "pos": [sentence2], "neg": [], "label": float}``: ``pos`` then holds
+the paired text whatever its label, which the pair losses read with the label. A file holds
+one kind of line: labelled pairs or query/positives, never both.
 """
 
 from __future__ import annotations
@@ -97,8 +105,41 @@ def _texts(value: Any, field: str, allow_empty: bool) -> list[str]:
     return out
 
 
+_PAIR_KEYS = ("sentence1", "sentence2")
+_LABEL_KEYS = ("label", "score")
+
+
+def _text(record: dict[str, Any], key: str) -> str:
+    """A required non-empty string field; raises ``ValueError`` naming it."""
+    if key not in record:
+        raise ValueError(f'missing "{key}"')
+    value = record[key]
+    if not isinstance(value, str):
+        raise ValueError(f'"{key}" must be a string, got {type(value).__name__}')
+    if not value.strip():
+        raise ValueError(f'"{key}" is empty')
+    return value
+
+
+def _labelled_pair(record: dict[str, Any]) -> Example:
+    """``{"sentence1", "sentence2", "label"|"score"}`` as ``{"query", "pos": [s2], "neg": [], "label"}``."""
+    first, second = (_text(record, k) for k in _PAIR_KEYS)
+    keys = [k for k in _LABEL_KEYS if k in record]
+    if len(keys) != 1:
+        raise ValueError('a sentence1/sentence2 pair needs exactly one of "label" or "score"')
+    label = record[keys[0]]
+    if isinstance(label, bool) or not isinstance(label, (int, float)) or not 0.0 <= label <= 1.0:
+        raise ValueError(f'"{keys[0]}" must be a number in [0, 1], got {label!r}')
+    return {"query": first, "pos": [second], "neg": [], "label": float(label)}
+
+
+def is_labelled(example: Example) -> bool:
+    """Whether an example is a labelled pair (``sentence1/sentence2/label``) rather than query/positives."""
+    return "label" in example
+
+
 def normalize_record(record: Any) -> Example:
-    """Validate one parsed line and return it as ``{"query", "pos", "neg"}``.
+    """Validate one parsed line and return it as ``{"query", "pos", "neg"}`` (plus ``"label"`` for pairs).
 
     Raises ``ValueError`` with a one-line reason (the caller adds file and line).
     Empty or whitespace-only negatives are dropped rather than refused: they carry
@@ -106,16 +147,16 @@ def normalize_record(record: Any) -> Example:
     """
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    if any(k in record for k in _PAIR_KEYS):
+        return _labelled_pair(record)
     fmt = detect_format(record)
     if fmt is None:
-        raise ValueError(f"unknown format (keys: {sorted(record)}); accepted formats: {_ACCEPTED}")
-    if "query" not in record:
-        raise ValueError('missing "query"')
-    query = record["query"]
-    if not isinstance(query, str):
-        raise ValueError(f'"query" must be a string, got {type(query).__name__}')
-    if not query.strip():
-        raise ValueError('"query" is empty')
+        raise ValueError(
+            f"unknown format (keys: {sorted(record)}); accepted formats: {_ACCEPTED}; "
+            '"anchor" for "query"; {"sentence1", "sentence2", "label"}'
+        )
+    query_key = "anchor" if "anchor" in record and "query" not in record else "query"
+    query = _text(record, query_key)
     pos = _texts(record[fmt.pos_key], fmt.pos_key, allow_empty=False)
     neg = _texts(record.get(fmt.neg_key, []), fmt.neg_key, allow_empty=True)
     return {"query": query, "pos": pos, "neg": neg}
@@ -143,12 +184,21 @@ def scan_training_jsonl(path: str | PathLike[str]) -> tuple[list[Example], list[
                     errors.append(e)
                     continue
                 try:
-                    examples.append(normalize_record(record))
+                    example = normalize_record(record)
+                    if examples and is_labelled(example) != is_labelled(examples[0]):
+                        raise ValueError(_mixed_kinds(examples[0]))
+                    examples.append(example)
                 except ValueError as e:
                     errors.append(DataError(path, lineno, str(e)))
     except UnicodeDecodeError as e:
         raise DataError(path, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from e
     return examples, errors
+
+
+def _mixed_kinds(first: Example) -> str:
+    kinds = ("query/positives", "labelled pairs (sentence1/sentence2/label)")
+    this, other = (kinds[1], kinds[0]) if is_labelled(first) else kinds
+    return f"this line is {other} but the data before it are {this}; a file holds one kind"
 
 
 def read_training_jsonl(
@@ -179,7 +229,8 @@ def write_training_jsonl(path: str | PathLike[str], examples: Iterable[Example])
     """Write examples as ``{"query", "pos", "neg"}`` JSON lines (UTF-8, ``\\n``); returns the count.
 
     Keys other than these three are dropped so the file is readable by any tool that
-    knows the FlagEmbedding format, including :func:`read_training_jsonl`.
+    knows the FlagEmbedding format, including :func:`read_training_jsonl`. Labelled pairs
+    are written as ``{"sentence1", "sentence2", "label"}`` (sentence-transformers' columns).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +239,10 @@ def write_training_jsonl(path: str | PathLike[str], examples: Iterable[Example])
     # under the final name for a later run to train on.
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
         for ex in examples:
-            row = {"query": ex["query"], "pos": list(ex["pos"]), "neg": list(ex.get("neg", []))}
+            if is_labelled(ex):
+                row = {"sentence1": ex["query"], "sentence2": ex["pos"][0], "label": ex["label"]}
+            else:
+                row = {"query": ex["query"], "pos": list(ex["pos"]), "neg": list(ex.get("neg", []))}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
@@ -211,10 +265,13 @@ def make_groups(
     reused (every negative appears at least once first). An
     example with no negatives borrows random corpus documents that are not among its
     positives when ``corpus_texts`` is given; otherwise that is a ``DataError``.
-    Deterministic for a given ``seed``.
+    Deterministic for a given ``seed``. Labelled pairs become groups of their one paired
+    text with the label, ``{"query", "docs": [text], "label"}``, whatever ``docs_per_query``.
     """
     if docs_per_query < 1:
         raise DataError("<training examples>", None, f"docs_per_query={docs_per_query}: must be >= 1")
+    if examples and is_labelled(examples[0]):
+        return _labelled_groups(examples)
     rng = random.Random(seed)
     n_neg = docs_per_query - 1
     groups: list[dict[str, Any]] = []
@@ -256,6 +313,16 @@ def _negatives_for(
             "documents, or use docs_per_query=1",
         )
     return chosen
+
+
+def _labelled_groups(examples: Sequence[Example]) -> list[dict[str, Any]]:
+    """One group per labelled pair; every example must be one (a source holds one kind)."""
+    groups = []
+    for i, ex in enumerate(examples):
+        if not is_labelled(ex):
+            raise DataError("<training examples>", i + 1, _mixed_kinds(examples[0]))
+        groups.append({"query": ex["query"], "docs": [ex["pos"][0]], "label": ex["label"]})
+    return groups
 
 
 def _corpus_negatives(
@@ -300,9 +367,15 @@ def load_training_dataset(
     examples = read_training_jsonl(path, skip_bad_lines=skip_bad_lines)
     if docs_per_query is not None:
         groups = make_groups(examples, docs_per_query, seed, corpus_texts)
-        features = Features({"query": Value("string"), "docs": HFSequence(Value("string"))})
-        return Dataset.from_list(groups, features=features)
-    features = Features(
-        {"query": Value("string"), "pos": HFSequence(Value("string")), "neg": HFSequence(Value("string"))}
-    )
-    return Dataset.from_list(examples, features=features)
+        columns = {"query": Value("string"), "docs": HFSequence(Value("string"))}
+        if is_labelled(examples[0]):
+            columns["label"] = Value("float64")
+        return Dataset.from_list(groups, features=Features(columns))
+    columns = {
+        "query": Value("string"),
+        "pos": HFSequence(Value("string")),
+        "neg": HFSequence(Value("string")),
+    }
+    if is_labelled(examples[0]):
+        columns["label"] = Value("float64")
+    return Dataset.from_list(examples, features=Features(columns))

@@ -222,3 +222,34 @@ def model_validation(
     return ValidationSplit(
         str(folder), split, corpus, {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}, **extra
     )
+
+
+def load_saved_split(path: str | PathLike[str]) -> ValidationSplit:
+    """The validation queries a training run wrote (``SPLIT_FILE``), read back from their dataset.
+
+    So a later step (``sparse-tune merge --alpha auto``) validates on exactly the run's
+    validation queries, held-out ones included, and never on its training queries.
+    """
+    import json
+    from pathlib import Path
+
+    from sparse_tune.data.beir import load_beir
+
+    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    corpus, queries, qrels = load_beir(record["dataset"], record["split"])
+    missing = [q for q in record["query_ids"] if q not in qrels or q not in queries]
+    if missing:
+        raise ValueError(
+            f"{path}: {len(missing)} validation query id(s) not in {record['dataset']}, e.g. {missing[0]!r}"
+        )
+    chosen = record["query_ids"]
+    return ValidationSplit(
+        record["dataset"],
+        record["split"],
+        corpus,
+        {q: queries[q] for q in chosen},
+        {q: qrels[q] for q in chosen},
+        holdout=record.get("holdout"),
+        seed=record.get("seed"),
+        drawn_from=record.get("drawn_from"),
+    )

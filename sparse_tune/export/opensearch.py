@@ -98,6 +98,7 @@ class OpenSearchNames:
         return f"{self.index}-two-phase"
 
 
+SAMPLE_QUERY = "what is a sparse retriever?"
 DOC_MODEL_ID = "<DOCUMENT_MODEL_ID>"
 QUERY_MODEL_ID = "<QUERY_MODEL_ID>"
 
@@ -159,18 +160,50 @@ def chunked_register_body(register: dict) -> dict:
     return body
 
 
-def ingest_pipeline_body(names: OpenSearchNames) -> dict:
+#: Where the ingest pipeline puts instruction + text for the model to read; removed after encoding.
+INSTRUCTED_FIELD = "_sparse_tune_model_input"
+
+
+def ingest_pipeline_body(names: OpenSearchNames, doc_instruction: str | None = None) -> dict:
+    """``sparse_encoding`` of the text field; with a ``doc_instruction`` the cluster puts it in front first.
+
+    ml-commons' ``SPARSE_ENCODING`` encodes the field as it is, so the instruction is applied by
+    the pipeline itself: a ``script`` processor writes instruction + text into a scratch field,
+    the model encodes that field, and a ``remove`` processor drops it (the stored text is unchanged).
+    """
+    source = INSTRUCTED_FIELD if doc_instruction else names.text_field
     processor: dict[str, Any] = {
         "model_id": DOC_MODEL_ID,
-        "field_map": {names.text_field: names.embedding_field},
+        "field_map": {source: names.embedding_field},
     }
     if names.prune_type != "none":
         processor["prune_type"] = names.prune_type
         processor["prune_ratio"] = names.prune_ratio
+    processors: list[dict[str, Any]] = [{"sparse_encoding": processor}]
+    if doc_instruction:
+        script = {
+            "lang": "painless",
+            "source": "ctx[params.target] = params.instruction + ctx[params.source]",
+            "params": {
+                "instruction": doc_instruction,
+                "source": names.text_field,
+                "target": INSTRUCTED_FIELD,
+            },
+        }
+        processors = [{"script": script}, *processors, {"remove": {"field": INSTRUCTED_FIELD}}]
     return {
         "description": f"{names.model_name}: sparse-encode {names.text_field} into {names.embedding_field}",
-        "processors": [{"sparse_encoding": processor}],
+        "processors": processors,
     }
+
+
+def instructions(model: Retriever) -> dict[str, str]:
+    """The instructions the model was trained with, as ``instructions.json`` in the bundle holds them."""
+    out = {
+        "query_instruction": model.config.query_instruction,
+        "doc_instruction": model.config.doc_instruction,
+    }
+    return {k: v for k, v in out.items() if v}
 
 
 def search_pipeline_body(names: OpenSearchNames) -> dict:
@@ -327,12 +360,19 @@ def export_opensearch(
         "cluster_settings.json": CLUSTER_SETTINGS,
         "register_document_model.json": doc_register,
         "register_document_model_chunked.json": chunked_register_body(doc_register),
-        "ingest_pipeline.json": ingest_pipeline_body(names),
+        "ingest_pipeline.json": ingest_pipeline_body(names, model.config.doc_instruction),
         "search_pipeline.json": search_pipeline_body(names),
         "index.json": index_body(names),
         # SPLADE encodes queries with the document model; inference-free with the tokenizer model.
-        "query.json": query_body(names, QUERY_MODEL_ID if is_inference_free else DOC_MODEL_ID),
+        # The query instruction goes in front of query_text: ml-commons encodes the text it is given.
+        "query.json": query_body(
+            names,
+            QUERY_MODEL_ID if is_inference_free else DOC_MODEL_ID,
+            model.with_instruction([SAMPLE_QUERY], "query")[0],
+        ),
     }
+    if instructions(model):
+        bodies["instructions.json"] = instructions(model)
     # 2. the query side: tokenizer.json + idf.json (inference-free) or the same model (SPLADE)
     query_zip = None
     if is_inference_free:
@@ -353,7 +393,7 @@ def export_opensearch(
         bodies["register_query_model.json"] = q_register
         bodies["register_query_model_chunked.json"] = chunked_register_body(q_register)
     # 3. a client-side query vector for clusters without the models deployed
-    sample = "what is a sparse retriever?"
+    sample = SAMPLE_QUERY
     with torch.inference_mode():
         vec = model.encode_query(model.tokenize([sample], "query"))[0].float().cpu()  # (vocab,)
     nz = torch.nonzero(vec > 0).flatten().tolist()
@@ -508,6 +548,22 @@ def rest_readme(
         "registration, pipeline and query bodies were checked as JSON against the ml-commons / neural-search "
         "documentation only, not against a running OpenSearch node.",
     ]
+    if instructions(model):
+        lines.append(
+            "- The model was trained with instructions (`instructions.json`). "
+            + (
+                f"`ingest_pipeline.json` puts the document instruction `{model.config.doc_instruction}` in front "
+                f"of `{names.text_field}` before encoding (a script processor; its scratch field is removed after). "
+                if model.config.doc_instruction
+                else ""
+            )
+            + (
+                f"Put the query instruction `{model.config.query_instruction}` in front of every `query_text`, as "
+                "`query.json` does: the cluster encodes the query text it is sent."
+                if model.config.query_instruction
+                else ""
+            )
+        )
     return "\n".join(lines + [""] + [s.strip("\n") + "\n" for s in card_sections])
 
 

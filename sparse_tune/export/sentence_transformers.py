@@ -80,7 +80,15 @@ def _splade_pooling_config(model: Retriever) -> dict[str, Any]:
     return {"pooling_strategy": "max", "activation_function": SPLADE_ACTIVATION[activation]}
 
 
-def _st_config(model_type: str, similarity: str) -> dict[str, Any]:
+def _st_config(model_type: str, similarity: str, model: Retriever | None = None) -> dict[str, Any]:
+    """``config_sentence_transformers.json``; the instructions become its ``query`` / ``document`` prompts,
+    which sentence-transformers' ``encode_query`` / ``encode_document`` put before the texts."""
+    prompts = {"query": "", "document": ""}
+    if model is not None:
+        prompts = {
+            "query": model.config.query_instruction or "",
+            "document": model.config.doc_instruction or "",
+        }
     return {
         "model_type": model_type,
         "__version__": {
@@ -88,7 +96,7 @@ def _st_config(model_type: str, similarity: str) -> dict[str, Any]:
             "transformers": _version("transformers"),
             "pytorch": torch.__version__,
         },
-        "prompts": {"query": "", "document": ""},
+        "prompts": prompts,
         "default_prompt_name": None,
         "similarity_fn_name": similarity,
     }
@@ -138,7 +146,7 @@ def export_sentence_transformers(model: Retriever, output: str | Path, card: str
             out / "modules.json",
             [_module(0, "", MLM_TRANSFORMER), _module(1, "1_SpladePooling", SPLADE_POOLING)],
         )
-        _write_json(out / "config_sentence_transformers.json", _st_config("SparseEncoder", "dot"))
+        _write_json(out / "config_sentence_transformers.json", _st_config("SparseEncoder", "dot", model))
         # Our own loader reads the root as a normal sparse_tune checkpoint too.
         _write_json(out / SETTINGS_FILE, model.settings())
     elif head == "inference_free":
@@ -157,7 +165,7 @@ def export_sentence_transformers(model: Retriever, output: str | Path, card: str
         }
         _write_json(out / "router_config.json", router)
         _write_json(out / "modules.json", [_module(0, "", ROUTER)])
-        _write_json(out / "config_sentence_transformers.json", _st_config("SparseEncoder", "dot"))
+        _write_json(out / "config_sentence_transformers.json", _st_config("SparseEncoder", "dot", model))
     elif head == "dense":
         _save_transformer(model, out, max_doc)
         hidden = int(model.backbone.config.hidden_size)
@@ -182,7 +190,7 @@ def export_sentence_transformers(model: Retriever, output: str | Path, card: str
         _write_json(out / "modules.json", modules)
         _write_json(
             out / "config_sentence_transformers.json",
-            _st_config("SentenceTransformer", "cosine" if model.config.normalize else "dot"),
+            _st_config("SentenceTransformer", "cosine" if model.config.normalize else "dot", model),
         )
         _write_json(out / SETTINGS_FILE, model.settings())
     else:

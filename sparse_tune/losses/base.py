@@ -27,6 +27,7 @@ class LossInputs:
     teacher_scores: torch.Tensor | None = None  # (batch, group)
     step: int = 0
     gather: bool = False
+    labels: torch.Tensor | None = None  # (batch,): labelled pairs' labels in [0, 1]
     _gathered: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -60,6 +61,27 @@ class LossInputs:
         b, g = self.batch_size, self.group_size
         d = self.d.view(b, g, -1)  # (batch, group, dim)
         return torch.einsum("bd,bgd->bg", self.q, d)
+
+    def checked_labels(self) -> torch.Tensor:
+        """Pair labels as float32 ``(batch,)``, with their shape checked (one per query)."""
+        if self.labels is None:
+            raise ValueError(
+                "this loss trains on labelled pairs (sentence1/sentence2/label); the batch has no labels"
+            )
+        if self.labels.numel() != self.batch_size:
+            raise ValueError(
+                f"{self.labels.numel()} labels for {self.batch_size} queries: expected one per query"
+            )
+        return self.labels.reshape(-1).to(device=self.q.device, dtype=torch.float32)
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each query and its one paired document, (batch, dim) each: the input of the labelled-pair losses."""
+        if self.group_size != 1:
+            raise ValueError(
+                f"labelled-pair losses score one document per query; the batch has {self.group_size} "
+                "(labelled pairs give one; with query/positives data use docs_per_query: 1)"
+            )
+        return self.q, self.d
 
     def checked_teacher_scores(self) -> torch.Tensor:
         """Teacher scores with their shape checked against (batch, group)."""

@@ -45,9 +45,9 @@ def encode_texts(
     if len(ids) != len(texts):
         raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
     max_len = model.config.max_query_length if side == "query" else model.config.max_doc_length
-    lengths = model.tokenizer(texts, truncation=True, max_length=max_len, add_special_tokens=True)[
-        "input_ids"
-    ]
+    lengths = model.tokenizer(
+        model.with_instruction(texts, side), truncation=True, max_length=max_len, add_special_tokens=True
+    )["input_ids"]
     order = np.argsort([-len(x) for x in lengths], kind="stable")
     device = next(model.parameters()).device
     was_training = model.training

@@ -96,6 +96,10 @@ def build_model(config: ModelConfig, path: str | None = None) -> Retriever:
     if head == "splade":
         return Retriever(config, backbone, tokenizer, doc)
     if head == "inference_free":
+        if config.query_instruction:
+            from sparse_tune.config import INFERENCE_FREE_QUERY_INSTRUCTION
+
+            raise CheckpointError(INFERENCE_FREE_QUERY_INSTRUCTION)
         if not config.idf_path:
             raise CheckpointError(
                 f"inference_free model '{config.model_name_or_path}' needs IDF weights: pass idf_path "

@@ -23,7 +23,16 @@ from sparse_tune.types import Kind
 Side = Literal["query", "document"]
 SETTINGS_FILE = "sparse_tune.json"
 IDF_FILE = "idf.json"
-SAVED_SETTINGS = ("head", "activation", "pooling", "normalize", "max_query_length", "max_doc_length")
+SAVED_SETTINGS = (
+    "head",
+    "activation",
+    "pooling",
+    "normalize",
+    "max_query_length",
+    "max_doc_length",
+    "query_instruction",
+    "doc_instruction",
+)
 
 
 class Retriever(nn.Module):
@@ -79,8 +88,18 @@ class Retriever(nn.Module):
         return idf_table(self.vocab, weights, self.tokenizer)
 
     # -- encoding ----------------------------------------------------------------------------
+    def with_instruction(self, texts: list[str], side: Side) -> list[str]:
+        """``texts`` with the side's instruction in front (``query_instruction`` / ``doc_instruction``).
+
+        Applied here, where every text is tokenised, so training, validation, evaluation,
+        mining with the model and encoding all see the same input.
+        """
+        prefix = self.config.query_instruction if side == "query" else self.config.doc_instruction
+        return [prefix + t for t in texts] if prefix else list(texts)
+
     def tokenize(self, texts: list[str], side: Side) -> dict[str, torch.Tensor]:
         max_len = self.config.max_query_length if side == "query" else self.config.max_doc_length
+        texts = self.with_instruction(texts, side)
         return dict(
             self.tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
         )
@@ -106,6 +125,9 @@ class Retriever(nn.Module):
     def settings(self) -> dict:
         out = {k: getattr(self.config, k) for k in SAVED_SETTINGS}
         out["head"] = self.head_name
+        for key in ("query_instruction", "doc_instruction"):  # absent unless set: older readers stay happy
+            if not out[key]:
+                del out[key]
         out["format_version"] = 1
         return out
 

@@ -73,6 +73,18 @@ def hf_examples(cfg: DataConfig) -> list[dict[str, Any]]:
     return examples
 
 
+def _labelled(examples: list[dict[str, Any]], cfg: DataConfig, seed: int) -> list[dict[str, Any]]:
+    """``examples`` as labelled pairs when the recipe asks for them (``labelled_pairs``), else as they are."""
+    if not cfg.labelled_pairs:
+        return examples
+    from sparse_tune.data.labelled_pairs import to_labelled_pairs
+
+    pairs = to_labelled_pairs(examples, cfg.docs_per_query - 1, seed)
+    n_pos = sum(p["label"] == 1.0 for p in pairs)
+    logger.info("labelled pairs: %d positive and %d negative pairs", n_pos, len(pairs) - n_pos)
+    return pairs
+
+
 def build_groups(
     cfg: DataConfig, seed: int, skipped: list | None = None, exclude_queries: set[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -91,20 +103,25 @@ def build_groups(
         if is_scored_file(path):
             from sparse_tune.data.teacher_scores import read_scored_jsonl
 
+            if cfg.labelled_pairs:
+                raise ValueError(f"labelled_pairs needs query/positives data; {path} holds teacher scores")
+
             groups = read_scored_jsonl(path, docs_per_query=cfg.docs_per_query)
         else:
             examples = read_training_jsonl(path, skip_bad_lines=cfg.skip_bad_lines, skipped=skipped)
             try:
-                groups = make_groups(examples, cfg.docs_per_query, seed=seed)
+                groups = make_groups(_labelled(examples, cfg, seed), cfg.docs_per_query, seed=seed)
             except DataError as e:  # make_groups sees examples, not the file: name the file here
                 raise DataError(path, None, f"example {e.line}: {e.message}") from None
     elif cfg.hf_dataset:
-        groups = make_groups(hf_examples(cfg), cfg.docs_per_query, seed=seed)
+        groups = make_groups(_labelled(hf_examples(cfg), cfg, seed), cfg.docs_per_query, seed=seed)
     elif cfg.beir_dir:
         from sparse_tune.data.beir import beir_training_examples
 
-        examples = beir_training_examples(cfg.beir_dir, cfg.beir_split, n_negatives=cfg.docs_per_query - 1, seed=seed)
-        groups = make_groups(examples, cfg.docs_per_query, seed=seed)
+        examples = beir_training_examples(
+            cfg.beir_dir, cfg.beir_split, n_negatives=cfg.docs_per_query - 1, seed=seed
+        )
+        groups = make_groups(_labelled(examples, cfg, seed), cfg.docs_per_query, seed=seed)
     else:
         raise ValueError("no training data: set train_file (JSONL), hf_dataset or beir_dir (BEIR folder)")
     if exclude_queries:
@@ -125,3 +142,30 @@ def build_groups(
     if not groups:
         raise ValueError("the training data produced no examples")
     return groups
+
+
+def check_groups_fit_loss(groups: list[dict[str, Any]], loss: str) -> None:
+    """Refuse, before any model is loaded, training data that the configured loss cannot read.
+
+    Labelled pairs carry a label and one text; the ranking losses would read every pair as
+    relevant, and the pair losses have nothing to read in query/positives data.
+    """
+    from sparse_tune.losses import LABELLED_PAIR_LOSSES
+
+    labelled = "label" in groups[0]
+    if loss in LABELLED_PAIR_LOSSES and not labelled:
+        raise ValueError(
+            f'loss {loss!r} trains on labelled pairs ({{"sentence1", "sentence2", "label"}} lines); '
+            "the training data are query/positives (use loss infonce or triplet, or label the pairs: "
+            "labelled_pairs: true)"
+        )
+    if labelled and loss not in LABELLED_PAIR_LOSSES:
+        raise ValueError(
+            f"the training data are labelled pairs (sentence1/sentence2/label) but loss {loss!r} would read "
+            f"every pair as relevant; use loss {' or '.join(LABELLED_PAIR_LOSSES)}"
+        )
+    if loss == "triplet" and len(groups[0]["docs"]) < 2:
+        raise ValueError(
+            "loss 'triplet' needs a positive and >= 1 negative per query: set docs_per_query: 2 (or more) "
+            "with negatives in the data"
+        )

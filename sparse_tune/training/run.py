@@ -11,10 +11,11 @@ from transformers import set_seed
 
 from sparse_tune.config import ConfigError, TrainConfig
 from sparse_tune.data.holdout import ValidationSplit
+from sparse_tune.evaluation.validator_set import ValidatorSet
 from sparse_tune.losses import build_loss
 from sparse_tune.models.io import CheckpointError, build_model, model_config_for
 from sparse_tune.training.collator import GroupCollator
-from sparse_tune.training.dataset import GroupDataset, build_groups, is_scored_file
+from sparse_tune.training.dataset import GroupDataset, build_groups, check_groups_fit_loss, is_scored_file
 from sparse_tune.training.mined_data import mined_training_data
 from sparse_tune.training.run_folder import (
     RECIPE_FILE,
@@ -117,6 +118,27 @@ def validation_split(cfg: TrainConfig) -> ValidationSplit | None:
     return split
 
 
+def pair_validator(cfg: TrainConfig, split: ValidationSplit | None) -> Any:
+    """Binary classification of labelled pairs: the recipe's ``eval_pairs_file``, or pairs from the split."""
+    from sparse_tune.evaluation.binary_classification import BinaryClassificationValidator, split_pairs
+
+    batch = cfg.training.per_device_eval_batch_size
+    if cfg.eval.eval_pairs_file:
+        from sparse_tune.data.formats import is_labelled, read_training_jsonl
+
+        pairs = read_training_jsonl(cfg.eval.eval_pairs_file)
+        if not is_labelled(pairs[0]):
+            raise ValueError(
+                f"eval_pairs_file {cfg.eval.eval_pairs_file}: expected sentence1/sentence2/label lines"
+            )
+        labels = [p["label"] for p in pairs]
+        return BinaryClassificationValidator(
+            [p["query"] for p in pairs], [p["pos"][0] for p in pairs], labels, batch
+        )
+    assert split is not None and cfg.eval.eval_pairs_negatives is not None
+    return BinaryClassificationValidator(*split_pairs(split, cfg.eval.eval_pairs_negatives), batch_size=batch)
+
+
 def start_point(cfg: TrainConfig, owned: bool = False) -> str | None:
     """The checkpoint this run starts from: the one asked for, or the interrupted run's in output_dir.
 
@@ -159,6 +181,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None, owned: bool = Fa
     data = mined_training_data(cfg.data, args)
     skipped: list = []
     groups = build_groups(data, seed=args.seed, skipped=skipped, exclude_queries=held_out)
+    check_groups_fit_loss(groups, cfg.loss.loss)
+    pairs = pair_validator(cfg, split) if cfg.eval.pairs_enabled else None  # read before the model loads
     logger.info(
         "training on %d query groups of %d documents (%d queries; one group per positive)",
         len(groups),
@@ -176,7 +200,12 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None, owned: bool = Fa
         args.ddp_find_unused_parameters = True  # a dense backbone's pooler is never used
 
     # 4. Loss: ranking or distillation, plus FLOPS on the sides that have an encoder.
-    loss_fn = build_loss(cfg.loss, inference_free=model.head_name == "inference_free", idf=model.idf)
+    loss_fn = build_loss(
+        cfg.loss,
+        inference_free=model.head_name == "inference_free",
+        idf=model.idf,
+        dense=model.kind == "dense",
+    )
 
     # 5. Live teachers, if any, score each batch's candidates without gradients.
     teachers = None
@@ -194,19 +223,26 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None, owned: bool = Fa
     keeper = None
     per_query_log = None
     callbacks = list(callbacks or [])
-    if split is not None:
+    if split is not None or cfg.eval.pairs_enabled:
         from transformers import EarlyStoppingCallback
 
         from sparse_tune.evaluation.validation import RetrievalValidator
         from sparse_tune.training.keep_base import KeepBaseCallback
         from sparse_tune.training.validation_log import PerQueryLog
 
-        validator = RetrievalValidator(
-            split,
-            cfg.eval.eval_corpus_budget,
-            cfg.eval.eval_pool_bm25_k,
-            batch_size=args.per_device_eval_batch_size,
-        )
+        validators: list[Any] = []
+        if split is not None:
+            validators.append(
+                RetrievalValidator(
+                    split,
+                    cfg.eval.eval_corpus_budget,
+                    cfg.eval.eval_pool_bm25_k,
+                    batch_size=args.per_device_eval_batch_size,
+                )
+            )
+        if pairs is not None:
+            validators.append(pairs)
+        validator = validators[0] if len(validators) == 1 else ValidatorSet(validators)
         per_query_log = PerQueryLog(args.output_dir, write=args.should_save, resume=resume is not None)
         keeper = KeepBaseCallback(cfg.eval.keep_base_if_best, cfg.eval.keep_significance, per_query_log)
         callbacks.append(keeper)

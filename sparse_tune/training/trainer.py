@@ -89,8 +89,12 @@ class RetrievalTrainer(Trainer):
         gather = self.gather_across_devices and world_size() > 1
         step = self.state.global_step
 
+        labels = inputs.get("pair_labels")  # (batch,) for labelled pairs
+
         def loss_of(q: torch.Tensor, d: torch.Tensor) -> dict[str, torch.Tensor]:
-            return self.loss_fn(LossInputs(q=q, d=d, teacher_scores=teacher, step=step, gather=gather))
+            return self.loss_fn(
+                LossInputs(q=q, d=d, teacher_scores=teacher, step=step, gather=gather, labels=labels)
+            )
 
         # (batch, dim), (batch * group, dim): this rank's share; losses gather what they need
         q, d, terms = encode_and_score(model, inputs["query"], inputs["docs"], loss_of, self.mini_batch_size)
