@@ -46,9 +46,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
     p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
-    p.add_argument("--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)")
-    p.add_argument("--head", choices=("splade", "inference_free", "dense"), default=None,
-                   help="override the head of every --model (e.g. a base MLM evaluated as inference_free)")
+    p.add_argument(
+        "--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)"
+    )
+    p.add_argument(
+        "--head",
+        choices=("splade", "inference_free", "dense"),
+        default=None,
+        help="override the head of every --model (e.g. a base MLM evaluated as inference_free)",
+    )
     p.add_argument("--idf-path", default=None, help="idf.json for --head inference_free")
     p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     p.add_argument("--no-plot", action="store_true")
@@ -60,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.beir import load_beir
+    from sparse_tune.distributed import init_from_env, is_main
     from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_bm25, evaluate_model
     from sparse_tune.evaluation.checkpoints import expand_models
     from sparse_tune.evaluation.report import format_table, plot_curve
@@ -77,24 +84,31 @@ def run(args: argparse.Namespace) -> int:
     if not args.model and not args.bm25:
         raise ValueError("give --model MODEL (one or more) and/or --bm25")
     models = expand_models(args.model)
+    init_from_env()  # under torchrun: every rank encodes a shard, rank 0 searches and writes
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
     corpus, queries, qrels = load_beir(args.dataset, args.split)
     if args.max_queries:
         qrels = dict(list(qrels.items())[: args.max_queries])
     if args.backend != "opensearch" and ann_options(args):
-        raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
+        raise ValueError(
+            "--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only"
+        )
     cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
     options = {**backend_options(args), **(ann_options(args) if args.backend == "opensearch" else {})}
     if args.backend == "seismic" and cache_dir:
         options["index_dir"] = str(Path(cache_dir) / "seismic")
     backend = get_backend(args.backend, **options)
     settings = EvalSettings(
-        top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        doc_top_k=args.doc_top_k,
+        bf16=args.bf16,
         reindex=args.reindex,
         cache_dir=cache_dir,
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
-        doc_prune_type=args.prune_type, doc_prune_ratio=args.prune_ratio,
+        doc_prune_type=args.prune_type,
+        doc_prune_ratio=args.prune_ratio,
         compare_exact=args.compare_exact or approximate(args),
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
@@ -107,12 +121,17 @@ def run(args: argparse.Namespace) -> int:
         )
         for model in models
     ]
-    if args.bm25:
+    if args.bm25 and is_main():
         jobs.append(lambda: evaluate_bm25(args.dataset, corpus, queries, qrels, backend, settings, corpus_fp))
     for job in jobs:
-        new_rows.append(result_row(job(), **context))
+        result = job()
+        if result is None:  # a rank other than 0
+            continue
+        new_rows.append(result_row(result, **context))
         merged, counts = merge_rows(existing, new_rows)
         write_rows(results_path, merged)  # after every model, so a later failure keeps the finished ones
+    if not is_main():
+        return 0
 
     # The table and curve show every row of this dataset, split and backend, earlier runs' included.
     shown = [row_result(r) for r in merged.values() if all(r.get(k) == v for k, v in context.items())]

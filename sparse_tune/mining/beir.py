@@ -71,6 +71,7 @@ def mine_beir_split(
     reindex: bool = False,
     batch_size: int = 64,
     loaded: BeirSplit | None = None,
+    resume_dir: str | PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` examples for every judged query of ``split`` of a BEIR folder.
 
@@ -92,6 +93,7 @@ def mine_beir_split(
         reindex=reindex,
         batch_size=batch_size,
         loaded=None if loaded is None else {split: loaded},
+        resume_dir=resume_dir,
     )[split]
 
 
@@ -132,6 +134,7 @@ def mine_beir_splits(
     reindex: bool = False,
     batch_size: int = 64,
     loaded: Mapping[str, BeirSplit] | None = None,
+    resume_dir: str | PathLike[str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """``{split: examples}``: ``{"query", "pos", "neg"}`` for every judged query of each split of a BEIR folder.
 
@@ -147,6 +150,10 @@ def mine_beir_splits(
     ``loaded`` holds splits as :func:`~sparse_tune.data.beir.load_beir` returned them, for a
     caller that already read them (a large corpus is then not parsed again); the others are
     read over the same corpus.
+
+    Under torchrun (after ``distributed.init_from_env``) the ranks share the model's encoding
+    and rank 0 gets the examples (the others ``[]`` per split); ``resume_dir`` keeps finished
+    pieces of the corpus encoding so a killed run resumes (``models/sharded_encode.py``).
     """
     from sparse_tune.data.beir import beir_training_examples
     from sparse_tune.index import get_backend
@@ -165,11 +172,12 @@ def mine_beir_splits(
             for split, part in read.items()
         }
     corpus = next(iter(read.values()))[0]
-    retriever = None
+    retriever, model_key = None, None
     if method == "model":
+        from sparse_tune.index.fingerprint import fingerprint_model
         from sparse_tune.models.io import load_model
 
-        retriever = load_model(model)
+        retriever, model_key = load_model(model), fingerprint_model(model)
     index = index or default_index_name(dataset, method, model, fingerprint_texts(corpus.ids, corpus.texts))
     engine = get_backend(backend, **(backend_options or {}))
     mined: dict[str, list[dict[str, Any]]] = {}
@@ -187,6 +195,8 @@ def mine_beir_splits(
             seed=seed,
             reuse_index=bool(mined) or not reindex,  # ``reindex`` rebuilds once, for the first split
             batch_size=batch_size,
+            model_key=model_key,
+            resume_dir=resume_dir,
         )
         if random_negatives > 0:
             examples = add_random_negatives(examples, dataset, split, random_negatives, seed, read[split])

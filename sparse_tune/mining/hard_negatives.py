@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
+from sparse_tune.distributed import is_main
 from sparse_tune.index.base import IndexBackend
 from sparse_tune.types import Corpus, Run
 
@@ -46,23 +48,34 @@ def build_index(
     method: MiningMethod,
     model: Any = None,
     batch_size: int = 64,
+    model_key: str | None = None,
+    resume_dir: str | Path | None = None,
 ) -> None:
-    """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors."""
+    """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors.
+
+    With a model, every torchrun rank encodes its shard (``encode_sharded``; ``resume_dir`` keeps
+    finished pieces for a restart, ``model_key`` names the weights); all ranks must call this.
+    BM25 texts are indexed by rank 0.
+    """
     if method == "bm25":
-        backend.create(index, kind="sparse", with_text=True)
-        backend.add(index, None, texts=dict(zip(corpus.ids, corpus.texts, strict=True)))
+        if is_main():
+            backend.create(index, kind="sparse", with_text=True)
+            backend.add(index, None, texts=dict(zip(corpus.ids, corpus.texts, strict=True)))
+            backend.finalize(index)
     elif method == "model":
-        from sparse_tune.models.inference import encode_texts
+        from sparse_tune.models.sharded_encode import discard_pieces, encode_sharded, index_shards
 
         if model is None:
             raise ValueError("method='model' needs a model")
-        docs = encode_texts(model, corpus.ids, corpus.texts, "document", batch_size=batch_size)
-        dim = None if docs.kind == "sparse" else int(docs.matrix.shape[1])
-        backend.create(index, kind=docs.kind, dim=dim)
-        backend.add(index, docs)
+        docs = encode_sharded(
+            model, corpus.ids, corpus.texts, "document", batch_size=batch_size,
+            model_key=model_key, resume_dir=resume_dir,
+        )  # fmt: skip
+        dim = None if docs.local.kind == "sparse" else int(docs.local.matrix.shape[1])
+        index_shards(backend, index, docs, dim)
+        discard_pieces(resume_dir)
     else:
         raise ValueError(f"unknown mining method '{method}': choose 'bm25' or 'model'")
-    backend.finalize(index)
 
 
 def retrieve(
@@ -74,14 +87,17 @@ def retrieve(
     model: Any = None,
     batch_size: int = 64,
 ) -> Run:
-    """The top ``top_k`` documents per query from an index built by :func:`build_index`."""
+    """The top ``top_k`` documents per query from an index built by :func:`build_index`.
+
+    Under torchrun the ranks share the query encoding and rank 0 searches; the others get ``{}``.
+    """
     if method == "bm25":
-        return backend.search_text(index, dict(queries), top_k)
-    from sparse_tune.models.inference import encode_texts
+        return backend.search_text(index, dict(queries), top_k) if is_main() else {}
+    from sparse_tune.models.sharded_encode import encode_sharded
 
     qids = list(queries)
-    encoded = encode_texts(model, qids, [queries[q] for q in qids], "query", batch_size=batch_size)
-    return backend.search(index, encoded, top_k)
+    encoded = encode_sharded(model, qids, [queries[q] for q in qids], "query", batch_size=batch_size).full
+    return backend.search(index, encoded, top_k) if encoded is not None else {}
 
 
 def sample_negatives(
@@ -121,6 +137,8 @@ def mine_hard_negatives(
     seed: int = 42,
     reuse_index: bool = False,
     batch_size: int = 64,
+    model_key: str | None = None,
+    resume_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` training examples (texts) with mined hard negatives.
 
@@ -134,6 +152,8 @@ def mine_hard_negatives(
     with the query, so it is a random negative, not a hard one). A query whose window
     holds fewer candidates gets fewer negatives (logged); ``make_groups`` tops them up.
     The index is rebuilt unless ``reuse_index`` and the backend already has it.
+    Under torchrun every rank must call this (they share the encoding); rank 0 gets the
+    examples, the other ranks ``[]``. ``model_key`` / ``resume_dir``: see :func:`build_index`.
     """
     lo, hi = rank_range
     if not 1 <= lo <= hi:
@@ -147,11 +167,15 @@ def mine_hard_negatives(
     if skipped:
         logger.info("mining: %d query(ies) without text or positives skipped", skipped)
 
-    if not (reuse_index and backend.exists(index)):
-        build_index(backend, index, corpus, method, model=model, batch_size=batch_size)
+    from sparse_tune.models.sharded_encode import needs_index
+
+    if needs_index(backend, index, not reuse_index):  # rank 0 decides for every torchrun rank
+        build_index(backend, index, corpus, method, model, batch_size, model_key, resume_dir)
     run = retrieve(
         backend, index, {q: queries[q] for q in positives}, hi, method, model=model, batch_size=batch_size
     )
+    if not is_main():
+        return []  # a rank other than 0 has done its share of the encoding
 
     # The embedded index scores every document, OpenSearch returns only documents that share a
     # term (BM25) or a token (sparse vectors) with the query; keep the two backends' lists equal.
