@@ -232,7 +232,7 @@ def _span(pieces: list[int], world: int) -> str:
     """``1, 3, ..., 161`` for a long strided list."""
     if len(pieces) <= 4:
         return ", ".join(map(str, pieces)) or "none"
-    return f"{pieces[0]}, {pieces[1]}, ..., {pieces[-1]} (every {world}th)"
+    return f"{pieces[0]}, {pieces[1]}, ..., {pieces[-1]} (stride {world})"
 
 
 def discard_pieces(resume_dir: str | Path | None) -> None:
