@@ -267,6 +267,7 @@ def index_shards(
         if is_main():
             backend.create(index, kind, dim=dim)
         barrier()  # the index exists before any rank sends documents
+        logger.info("rank %d bulk-indexes its %d documents into %s", share_rank(), len(docs.local.ids), index)
         if docs.local.ids:
             backend.add(index, apply(docs.local))
         barrier()  # every shard is in
@@ -275,6 +276,7 @@ def index_shards(
         return
     if is_main():
         assert docs.full is not None
+        logger.info("indexing %d documents into %s", len(docs.full.ids), index)
         backend.create(index, kind, dim=dim)
         backend.add(index, apply(docs.full))
         backend.finalize(index)

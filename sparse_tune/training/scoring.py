@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sparse_tune.data.teacher_scores import group_candidates
-from sparse_tune.distributed import gather_arrays, strided_share
+from sparse_tune.distributed import gather_arrays, share_rank, share_world, strided_share
 from sparse_tune.training.teachers import TeacherEnsemble, rectangular_batches
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,11 @@ def score_examples(
     # Under torchrun rank r scores chunks r, r + W, ...: each chunk exactly as one process scores it.
     chunks = list(rectangular_batches([len(docs) for _, docs in units], queries_per_batch))
     mine = strided_share(len(chunks))
+    if share_world() > 1:
+        logger.info(
+            "scoring: world size %d; rank %d scores %d of %d chunks (%d of %d rows)",
+            share_world(), share_rank(), len(mine), len(chunks), sum(len(chunks[c]) for c in mine), len(units),
+        )  # fmt: skip
     local: list[float] = []
     with tqdm(
         total=sum(len(chunks[c]) for c in mine), desc="scoring", unit="row", disable=not progress
