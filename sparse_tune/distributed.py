@@ -1,12 +1,14 @@
-"""Cross-device collectives for training: a gradient-carrying gather, and means over ranks for logs.
+"""Cross-device collectives: for training, a gradient-carrying gather and means over ranks for logs;
+for inference under torchrun, joining the group, sharing work out and gathering it on rank 0.
 
 Everything here is the identity in a single process (no process group, or world size 1), so
-the losses and the trainer call it unconditionally. Collectives run on the tensors' own
+the losses, the trainer and the inference verbs call it unconditionally. Collectives run on the tensors' own
 device, so the same code serves gloo on CPU and NCCL on GPUs.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
@@ -62,3 +64,108 @@ def mean_over_ranks(values: dict[str, float], device: torch.device | str = "cpu"
     summed = torch.tensor([values[k] for k in names], dtype=torch.float64, device=device)
     dist.all_reduce(summed, op=dist.ReduceOp.SUM)
     return {k: float(v) / n for k, v in zip(names, summed.tolist(), strict=True)}
+
+
+# -- inference under torchrun: which rank does what, and gathering results on rank 0 ------------
+#
+# Sharing is switched on only by an inference verb's init_from_env(): a training run also has a
+# process group, and its rank 0 may encode or mine alone while the others wait (main_process_first),
+# so inside training these helpers must behave as a single process.
+
+_sharing = False
+
+
+def init_from_env() -> int:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1) and share inference work; the world size.
+
+    The inference verbs call this first; plain ``python`` (no ``WORLD_SIZE``) stays one process
+    and no group is created. NCCL when CUDA is available, else gloo (CPU).
+    """
+    import os
+
+    global _sharing
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available():
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group(backend)
+        _sharing = True
+    return share_world()
+
+
+def share_world() -> int:
+    """Ranks sharing inference work: the world size after :func:`init_from_env`, else 1."""
+    return world_size() if _sharing else 1
+
+
+def share_rank() -> int:
+    """This process's rank among :func:`share_world` ranks (0 in a single process)."""
+    return rank() if _sharing else 0
+
+
+def is_main() -> bool:
+    """True on the rank that searches and writes results (rank 0; any process when not sharing)."""
+    return share_rank() == 0
+
+
+def local_device() -> torch.device:
+    """This rank's accelerator when sharing under torchrun (``cuda:LOCAL_RANK``), else the CPU."""
+    import os
+
+    if share_world() > 1 and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _collective_device() -> torch.device:
+    """NCCL moves only CUDA tensors; gloo only CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def barrier() -> None:
+    """Wait for every sharing rank (no-op in a single process)."""
+    if share_world() > 1:
+        dist.barrier()
+
+
+def agree(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank: one decision (reuse an index, skip a step) for all ranks."""
+    if share_world() == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=_collective_device())
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def strided_share(n_units: int) -> list[int]:
+    """The units ``rank, rank + world, rank + 2 * world, ...`` of ``0..n_units``: this rank's share.
+
+    Units are batches (or pieces of batches) formed the same way whatever the world size, so
+    every unit is computed exactly as one process computes it; striding keeps the ranks' loads
+    equal when units come sorted by cost (length-sorted batches).
+    """
+    return list(range(share_rank(), n_units, share_world()))
+
+
+def gather_arrays(local: np.ndarray) -> list[np.ndarray] | None:
+    """Every rank's 1-D ``local`` array on rank 0, in rank order; ``None`` on the other ranks.
+
+    Arrays may differ in length (padded for the collective and cut back). Plain tensors, no
+    object pickling. In a single process: ``[local]``.
+    """
+    if share_world() == 1:
+        return [local]
+    device = _collective_device()
+    lengths = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world_size())]
+    dist.all_gather(lengths, torch.tensor([local.size], dtype=torch.int64, device=device))
+    sizes = [int(x.item()) for x in lengths]
+    padded = torch.zeros(max(sizes), dtype=torch.from_numpy(local[:0]).dtype, device=device)
+    padded[: local.size] = torch.from_numpy(np.ascontiguousarray(local)).to(device)
+    parts = [torch.empty_like(padded) for _ in sizes] if is_main() else None
+    dist.gather(padded, parts, dst=0)
+    if parts is None:
+        return None
+    return [p[:s].cpu().numpy() for p, s in zip(parts, sizes, strict=True)]

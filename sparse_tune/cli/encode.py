@@ -43,10 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.beir import load_corpus_any
+    from sparse_tune.distributed import init_from_env
     from sparse_tune.evaluation.beir_eval import save_encoded
+    from sparse_tune.index.fingerprint import fingerprint_model
     from sparse_tune.index.pruning import prune_matrix, validate_prune
-    from sparse_tune.models.inference import encode_texts, sparsity_stats
+    from sparse_tune.models.inference import sparsity_stats
     from sparse_tune.models.io import load_model
+    from sparse_tune.models.sharded_encode import discard_pieces, encode_sharded
     from sparse_tune.types import Encoded
 
     validate_prune(args.prune_type, args.prune_ratio)
@@ -56,9 +59,17 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         ids, texts = ids[: args.limit], texts[: args.limit]
     model = load_model(args.model)
+    init_from_env()  # under torchrun: every rank encodes a shard, rank 0 writes the output
+    # Finished pieces are kept here until the output is written, so a killed run resumes.
+    pieces = Path(args.output).with_name(f".{Path(args.output).name}.pieces")
     t0 = time.perf_counter()
-    enc = encode_texts(model, ids, texts, "document", args.batch_size, args.doc_top_k, args.bf16)
+    enc = encode_sharded(
+        model, ids, texts, "document", args.batch_size, args.doc_top_k, args.bf16,
+        model_key=fingerprint_model(args.model), resume_dir=pieces,
+    ).full  # fmt: skip
     seconds = time.perf_counter() - t0
+    if enc is None:  # a rank other than 0
+        return 0
     if enc.kind == "sparse" and args.prune_type != "none":
         enc = Encoded(
             enc.ids, prune_matrix(enc.matrix, args.prune_type, args.prune_ratio), enc.kind, enc.vocab
@@ -69,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         write_jsonl(Path(args.output), enc, args.sparse_embedding_format == "TOKEN_ID")
     else:
         save_encoded(Path(args.output), enc)
+    discard_pieces(pieces)
     print(
         f"encoded {len(ids)} documents in {seconds:.1f} s ({len(ids) / max(seconds, 1e-9):.1f} docs/s), "
         f"avg non-zeros {sparsity_stats(enc)['nnz']:.1f}; wrote {args.output}"

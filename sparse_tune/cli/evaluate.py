@@ -103,6 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.beir import load_beir
+    from sparse_tune.distributed import init_from_env, is_main
     from sparse_tune.evaluation.beir_eval import EvalSettings, evaluate_bm25, evaluate_model
     from sparse_tune.evaluation.checkpoints import expand_models
     from sparse_tune.evaluation.report import format_table, plot_curve
@@ -132,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.hybrid_weights != "auto" or args.fusion is not None:
         raise ValueError("--hybrid-weights and --fusion apply to --hybrid only")
     models = expand_models(args.model)
+    if init_from_env() > 1 and spec is not None:  # under torchrun: every rank encodes a shard, rank 0 searches
+        raise ValueError("--hybrid runs in one process: run this evaluate with python, not torchrun")
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten
     corpus, queries, qrels = load_beir(args.dataset, args.split)
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for model in models
     ]
-    if args.bm25:
+    if args.bm25 and is_main():
         jobs.append((
             lambda: evaluate_bm25(args.dataset, corpus, queries, qrels, backend, settings, corpus_fp),
             measured_settings(settings, args.max_queries, baseline=True),
@@ -187,12 +190,16 @@ def run(args: argparse.Namespace) -> int:
         ]
     for job, measured in jobs:
         result = job()
+        if result is None:  # a rank other than 0
+            continue
         extra = {}
         if not isinstance(result, EvalResult):  # a hybrid: its fusion goes into the row too
             result, extra = result.result, result.row_fields()
         new_rows.append({**result_row(result, **context, settings=measured), **extra})
         merged, counts = merge_rows(existing, new_rows)
         write_rows(results_path, merged)  # after every model, so a later failure keeps the finished ones
+    if not is_main():
+        return 0
 
     # The table shows every row of this dataset, split and backend, earlier runs' included; the
     # curve only those measured with this run's settings.

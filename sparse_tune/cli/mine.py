@@ -87,7 +87,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sparse_tune.data.formats import write_training_jsonl
+    from sparse_tune.distributed import init_from_env, is_main
     from sparse_tune.mining.beir import mine_beir_split
     from sparse_tune.mining.shortfall import ShortfallReport, write_report
 
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             "--reuse-index is deprecated: a complete index is reused by default; --reindex rebuilds it"
         )
     report = ShortfallReport()
+    init_from_env()  # under torchrun: every rank encodes a shard (--method model), rank 0 writes
     examples = mine_beir_split(
         args.dataset,
         args.split,
@@ -113,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         reindex=args.reindex,
         batch_size=args.batch_size,
         report=report,
+        resume_dir=Path(args.output).with_name(f".{Path(args.output).name}.pieces"),
     )
+    if not is_main():
+        return 0
     n = write_training_jsonl(args.output, examples)
     if args.method == "random":
         print(f"wrote {n} examples with {args.negatives} random corpus negatives each to {args.output}")

@@ -111,6 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparse_tune.data.formats import read_training_jsonl
     from sparse_tune.data.teacher_scores import write_scored_jsonl
+    from sparse_tune.distributed import init_from_env
     from sparse_tune.training.scoring import score_examples
     from sparse_tune.training.teachers import TeacherEnsemble
 
@@ -135,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
 
     # 3. Score one row per (query, positive) or per training group, and write them in input order,
     #    atomically (a crash never leaves half a file under the final name).
+    init_from_env()  # under torchrun: every rank scores a share, rank 0 writes
     rows = score_examples(ensemble, examples, args.docs_per_query, args.queries_per_batch)
+    if rows is None:  # a rank other than 0
+        return 0
     out = Path(args.output)
     write_scored_jsonl(out, rows)
     if args.evaluate:

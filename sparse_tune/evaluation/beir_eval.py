@@ -16,13 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
+from sparse_tune.distributed import agree, is_main
 from sparse_tune.evaluation.checkpoints import training_step
 from sparse_tune.evaluation.metrics import evaluate_run
-from sparse_tune.fsio import atomic_path
 from sparse_tune.index.base import IndexBackend
-from sparse_tune.models.inference import encode_texts, flops_estimate, sparsity_stats
+from sparse_tune.models.encoded_file import load_encoded, save_encoded
+from sparse_tune.models.inference import flops_estimate, sparsity_stats
+from sparse_tune.models.sharded_encode import (
+    ShardedEncoding,
+    discard_pieces,
+    encode_sharded,
+    index_shards,
+    needs_index,
+)
 from sparse_tune.types import Corpus, Encoded, EvalResult, Qrels, Run
 
 logger = logging.getLogger(__name__)
@@ -66,35 +73,6 @@ class Retrieval:
     docs: Encoded | None = None
     queries: Encoded | None = None
     encode_seconds: float = 0.0
-
-
-def save_encoded(path: Path, enc: Encoded) -> None:
-    """``.npz`` with ids, the matrix and (sparse) the vocabulary; written atomically."""
-    import json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ids as one JSON string, not an object array: loading never needs pickle.
-    payload = {"ids": np.array(json.dumps([str(i) for i in enc.ids])), "kind": np.array(enc.kind)}
-    if enc.kind == "sparse":
-        m = enc.matrix
-        payload.update(data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape))
-        payload["vocab"] = np.array(json.dumps(enc.vocab))
-    else:
-        payload["dense"] = enc.matrix
-    with atomic_path(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to any other name
-        np.savez(tmp, **payload)
-
-
-def load_encoded(path: Path) -> Encoded:
-    import json
-
-    z = np.load(path, allow_pickle=False)  # plain arrays only: a cache file can never run code
-    ids = json.loads(str(z["ids"]))
-    kind = str(z["kind"])
-    if kind == "sparse":
-        m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-        return Encoded(ids, m, "sparse", json.loads(str(z["vocab"])))
-    return Encoded(ids, z["dense"], "dense")
 
 
 def _recall_vs_exact(run: dict, docs: Encoded, queries: Encoded, top_k: int) -> dict[str, float]:
@@ -202,8 +180,11 @@ def retrieve_model(
     settings: EvalSettings,
     corpus_fingerprint: str,
     with_text: bool = False,
-) -> Retrieval:
+) -> Retrieval | None:
     """One model's top-k of every query in ``queries`` (``{id: text}``), each query timed.
+
+    Under torchrun every rank must call this (they share the encoding and a server's ingest);
+    rank 0 gets the retrieval, the other ranks ``None``.
 
     Encodes the corpus (or reads the encoding cache), indexes it unless the backend already
     holds a complete index of this model, corpus and settings, and searches. ``with_text`` also
@@ -231,69 +212,58 @@ def retrieve_model(
     fingerprint = index_fingerprint(model_fp, corpus_fingerprint, index_settings)
     name = index_name("sparse-tune", model_fp, corpus_fingerprint, enc_settings)
     # Asked before encoding: a server refuses an index of this name it did not create, at once.
-    reuse = backend.exists(index, fingerprint) and not settings.reindex
+    if is_main():
+        backend.exists(index, fingerprint)
 
-    # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before.
+    # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before;
+    #    else encoded by every torchrun rank (one process without torchrun), resumable by piece.
     cache = Path(settings.cache_dir) / f"{name}.npz" if settings.cache_dir else None
     t0 = time.perf_counter()
     docs = None
-    if cache is not None and cache.is_file() and not settings.reindex:
+    encode_seconds = 0.0
+    if is_main() and cache is not None and cache.is_file() and not settings.reindex:
         try:
             docs = load_encoded(cache)
-            encode_seconds = 0.0
-        except (
-            OSError,
-            ValueError,
-            KeyError,
-            EOFError,
-            zipfile.BadZipFile,
-        ) as exc:  # old pickled or damaged cache
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # old pickled or damaged cache
             logger.warning("ignoring unreadable encoding cache %s (%s); re-encoding", cache, exc)
-    if docs is None:
-        docs = encode_texts(
-            model,
-            corpus.ids,
-            corpus.texts,
-            "document",
-            settings.batch_size,
-            settings.doc_top_k,
-            settings.bf16,
-            settings.progress,
-        )
+    if agree(docs is not None):  # rank 0 holds the cached collection; the others have nothing to add
+        shards = ShardedEncoding(docs, docs if docs is not None else Encoded([], np.zeros((0, 0)), model.kind))
+    else:
+        pieces = cache.with_suffix(".pieces") if cache is not None else None
+        shards = encode_sharded(
+            model, corpus.ids, corpus.texts, "document", settings.batch_size, settings.doc_top_k,
+            settings.bf16, settings.progress, model_key=model_fp, resume_dir=pieces,
+        )  # fmt: skip
+        docs = shards.full
         encode_seconds = time.perf_counter() - t0
-        if cache is not None:
+        if cache is not None and docs is not None:
             save_encoded(cache, docs)
+            discard_pieces(pieces)
 
-    # 2. Queries.
+    # 2. Queries, shared out the same way.
     qids = list(queries)
-    q_enc = encode_texts(
-        model,
-        qids,
-        [queries[q] for q in qids],
-        "query",
-        settings.query_batch_size,
-        None,
-        False,
+    q_enc = encode_sharded(
+        model, qids, [queries[q] for q in qids], "query", settings.query_batch_size, None, False,
         settings.progress,
-    )
+    ).full  # fmt: skip
 
     # 3. Prune documents as the ingest processor would (the cache keeps them unpruned), index
-    #    (reuse when complete), then search in batches to time the backend per query.
-    if settings.doc_prune_type != "none" and docs.kind == "sparse":
+    #    (reuse when complete; every rank sends its own shard to a server), then rank 0 searches
+    #    in batches to time the backend per query.
+    def prune(enc: Encoded) -> Encoded:
+        if settings.doc_prune_type == "none" or enc.kind != "sparse":
+            return enc
         from sparse_tune.index.pruning import prune_matrix
 
-        docs = Encoded(
-            docs.ids,
-            prune_matrix(docs.matrix, settings.doc_prune_type, settings.doc_prune_ratio),
-            docs.kind,
-            docs.vocab,
-        )
-    if not reuse:
-        dim = docs.matrix.shape[1]
-        backend.create(index, docs.kind, dim=dim, fingerprint=fingerprint, with_text=with_text)
+        pruned = prune_matrix(enc.matrix, settings.doc_prune_type, settings.doc_prune_ratio)
+        return Encoded(enc.ids, pruned, enc.kind, enc.vocab)
+
+    if needs_index(backend, index, settings.reindex, fingerprint):  # asked first: refuses a foreign index
         texts = dict(zip(corpus.ids, corpus.texts, strict=True)) if with_text else None
-        backend.add(index, docs, texts)
-        backend.finalize(index)
+        index_shards(backend, index, shards, int(shards.local.matrix.shape[1]), prune, fingerprint, texts)
+    if docs is None or q_enc is None:
+        return None  # a rank other than 0
+    docs = prune(docs)
     run, per_query_ms = _timed_search(
         len(qids),
         settings.search_batch,
@@ -314,12 +284,18 @@ def evaluate_model(
     corpus_fingerprint: str,
     label: str | None = None,
     backend_name: str = "embedded",
-) -> EvalResult:
-    """Run one model end to end; the returned metrics are the results.json entry."""
+) -> EvalResult | None:
+    """Run one model end to end; the returned metrics are the results.json entry.
+
+    Under torchrun every rank must call this: all share the encoding (and a server's ingest),
+    rank 0 alone searches and gets the result; the other ranks get ``None``.
+    """
     qids = [q for q in qrels if q in queries]  # only queries with judgements
     found = retrieve_model(
         model_name, corpus, {q: queries[q] for q in qids}, backend, settings, corpus_fingerprint
     )
+    if found is None:
+        return None  # a rank other than 0: its share is encoded (and indexed)
     docs, q_enc = found.docs, found.queries
     assert docs is not None and q_enc is not None
 

@@ -106,6 +106,9 @@ class OpenSearchBackend:
     retry raises :class:`OpenSearchLostError`, which says what the index still holds.
     """
 
+    #: Many processes may bulk-index into one index (torchrun ranks, each its own shard).
+    parallel_ingest = True
+
     def __init__(
         self, config: OpenSearchConfig | None = None, client: Any | None = None, **options: Any
     ) -> None:

@@ -97,6 +97,7 @@ def mine_beir_split(
     batch_size: int = 64,
     loaded: BeirSplit | None = None,
     report: ShortfallReport | None = None,
+    resume_dir: str | PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` examples for every judged query of ``split`` of a BEIR folder.
 
@@ -121,6 +122,7 @@ def mine_beir_split(
         batch_size=batch_size,
         loaded=None if loaded is None else {split: loaded},
         reports=None if report is None else {split: report},
+        resume_dir=resume_dir,
     )[split]
 
 
@@ -163,6 +165,7 @@ def mine_beir_splits(
     batch_size: int = 64,
     loaded: Mapping[str, BeirSplit] | None = None,
     reports: dict[str, ShortfallReport] | None = None,
+    resume_dir: str | PathLike[str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """``{split: examples}``: ``{"query", "pos", "neg"}`` for every judged query of each split of a BEIR folder.
 
@@ -182,6 +185,10 @@ def mine_beir_splits(
     read over the same corpus. ``reports``, when given, receives each hard-mined split's
     :class:`~sparse_tune.mining.shortfall.ShortfallReport` (queries topped up below the window;
     an entry already there is filled in).
+
+    Under torchrun (after ``distributed.init_from_env``) the ranks share the model's encoding
+    and rank 0 gets the examples (the others ``[]`` per split); ``resume_dir`` keeps finished
+    pieces of the corpus encoding so a killed run resumes (``models/sharded_encode.py``).
     """
     from sparse_tune.data.beir import beir_training_examples
     from sparse_tune.index import get_backend
@@ -204,11 +211,12 @@ def mine_beir_splits(
             for split, part in read.items()
         }
     corpus = next(iter(read.values()))[0]
-    retriever = None
+    retriever, model_key = None, None
     if method == "model":
+        from sparse_tune.index.fingerprint import fingerprint_model
         from sparse_tune.models.io import load_model
 
-        retriever = load_model(model)
+        retriever, model_key = load_model(model), fingerprint_model(model)
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
     index = index or default_index_name(dataset, method, model, corpus_fp)
     options = dict(backend_options or {})
@@ -234,6 +242,8 @@ def mine_beir_splits(
             batch_size=batch_size,
             report=report,
             fingerprint=fingerprint,
+            model_key=model_key,
+            resume_dir=resume_dir,
         )
         if random_negatives > 0:
             examples = add_random_negatives(examples, dataset, split, random_negatives, seed, read[split])

@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
+from sparse_tune.distributed import is_main
 from sparse_tune.index.base import IndexBackend
 from sparse_tune.mining.shortfall import ShortfallReport, fill_negatives
 from sparse_tune.types import Corpus, Run
@@ -48,27 +50,36 @@ def build_index(
     model: Any = None,
     batch_size: int = 64,
     fingerprint: str | None = None,
+    model_key: str | None = None,
+    resume_dir: str | Path | None = None,
 ) -> None:
     """(Re)create ``index`` holding ``corpus`` as texts (bm25) or as the model's document vectors.
 
     ``fingerprint`` (of corpus, model and method) is recorded with the index, so only an index
     built from the same inputs is reused (``backend.exists(index, fingerprint)``).
+    With a model, every torchrun rank encodes its shard (``encode_sharded``; ``resume_dir`` keeps
+    finished pieces for a restart, ``model_key`` names the weights); all ranks must call this.
+    BM25 texts are indexed by rank 0.
     """
     if method == "bm25":
-        backend.create(index, kind="sparse", with_text=True, fingerprint=fingerprint)
-        backend.add(index, None, texts=dict(zip(corpus.ids, corpus.texts, strict=True)))
+        if is_main():
+            backend.create(index, kind="sparse", with_text=True, fingerprint=fingerprint)
+            backend.add(index, None, texts=dict(zip(corpus.ids, corpus.texts, strict=True)))
+            backend.finalize(index)
     elif method == "model":
-        from sparse_tune.models.inference import encode_texts
+        from sparse_tune.models.sharded_encode import discard_pieces, encode_sharded, index_shards
 
         if model is None:
             raise ValueError("method='model' needs a model")
-        docs = encode_texts(model, corpus.ids, corpus.texts, "document", batch_size=batch_size)
-        dim = None if docs.kind == "sparse" else int(docs.matrix.shape[1])
-        backend.create(index, kind=docs.kind, dim=dim, fingerprint=fingerprint)
-        backend.add(index, docs)
+        docs = encode_sharded(
+            model, corpus.ids, corpus.texts, "document", batch_size=batch_size,
+            model_key=model_key, resume_dir=resume_dir,
+        )  # fmt: skip
+        dim = None if docs.local.kind == "sparse" else int(docs.local.matrix.shape[1])
+        index_shards(backend, index, docs, dim, fingerprint=fingerprint)
+        discard_pieces(resume_dir)
     else:
         raise ValueError(f"unknown mining method '{method}': choose 'bm25' or 'model'")
-    backend.finalize(index)
 
 
 def retrieve(
@@ -79,15 +90,26 @@ def retrieve(
     method: MiningMethod,
     model: Any = None,
     batch_size: int = 64,
+    shared: bool = True,
 ) -> Run:
-    """The top ``top_k`` documents per query from an index built by :func:`build_index`."""
+    """The top ``top_k`` documents per query from an index built by :func:`build_index`.
+
+    Under torchrun the ranks share the query encoding and rank 0 searches; the others get ``{}``.
+    ``shared=False``: rank 0 alone calls this and encodes the queries itself (a few, e.g. the
+    shortfall's deeper search).
+    """
     if method == "bm25":
-        return backend.search_text(index, dict(queries), top_k)
+        return backend.search_text(index, dict(queries), top_k) if is_main() else {}
     from sparse_tune.models.inference import encode_texts
+    from sparse_tune.models.sharded_encode import encode_sharded
 
     qids = list(queries)
-    encoded = encode_texts(model, qids, [queries[q] for q in qids], "query", batch_size=batch_size)
-    return backend.search(index, encoded, top_k)
+    texts = [queries[q] for q in qids]
+    if not shared:
+        encoded = encode_texts(model, qids, texts, "query", batch_size=batch_size, progress=False)
+        return backend.search(index, encoded, top_k)
+    encoded = encode_sharded(model, qids, texts, "query", batch_size=batch_size).full
+    return backend.search(index, encoded, top_k) if encoded is not None else {}
 
 
 def sample_negatives(
@@ -129,6 +151,8 @@ def mine_hard_negatives(
     batch_size: int = 64,
     report: ShortfallReport | None = None,
     fingerprint: str | None = None,
+    model_key: str | None = None,
+    resume_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """``{"query", "pos", "neg"}`` training examples (texts) with mined hard negatives.
 
@@ -145,6 +169,8 @@ def mine_hard_negatives(
     dropped. ``report``, when given, receives the counts (also logged as one line).
     The index is rebuilt unless ``reuse_index`` and the backend already has it, built with
     ``fingerprint`` when one is given.
+    Under torchrun every rank must call this (they share the encoding); rank 0 gets the
+    examples, the other ranks ``[]``. ``model_key`` / ``resume_dir``: see :func:`build_index`.
     """
     lo, hi = rank_range
     if not 1 <= lo <= hi:
@@ -158,14 +184,17 @@ def mine_hard_negatives(
     if skipped:
         logger.info("mining: %d query(ies) without text or positives skipped", skipped)
 
-    # Asked even when rebuilding: a server refuses an index it did not create here, before any encoding.
-    if not (backend.exists(index, fingerprint) and reuse_index):
-        build_index(
-            backend, index, corpus, method, model=model, batch_size=batch_size, fingerprint=fingerprint
-        )
+    from sparse_tune.models.sharded_encode import needs_index
+
+    # Asked even when rebuilding: a server refuses an index it did not create here, before any
+    # encoding; rank 0 decides for every torchrun rank.
+    if needs_index(backend, index, not reuse_index, fingerprint):
+        build_index(backend, index, corpus, method, model, batch_size, fingerprint, model_key, resume_dir)
     run = retrieve(
         backend, index, {q: queries[q] for q in positives}, hi, method, model=model, batch_size=batch_size
     )
+    if not is_main():
+        return []  # a rank other than 0 has done its share of the encoding
 
     # The embedded index scores every document, OpenSearch returns only documents that share a
     # term (BM25) or a token (sparse vectors) with the query; keep the two backends' lists equal.
@@ -188,7 +217,14 @@ def mine_hard_negatives(
     report.short = len(short)
     if short:
         deeper = retrieve(
-            backend, index, {q: queries[q] for q in short}, 2 * hi, method, model=model, batch_size=batch_size
+            backend,
+            index,
+            {q: queries[q] for q in short},
+            2 * hi,
+            method,
+            model=model,
+            batch_size=batch_size,
+            shared=False,  # rank 0 alone is here
         )
         for qid in short:
             below_ranked = _ranked(deeper.get(qid, {}), matched_only)

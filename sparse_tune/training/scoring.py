@@ -13,7 +13,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from sparse_tune.data.teacher_scores import group_candidates
+from sparse_tune.distributed import gather_arrays, share_rank, share_world, strided_share
 from sparse_tune.training.teachers import TeacherEnsemble, rectangular_batches
 
 logger = logging.getLogger(__name__)
@@ -49,8 +52,11 @@ def score_examples(
     docs_per_query: int = 0,
     queries_per_batch: int = 16,
     progress: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | None:
     """``{"query", "docs", "scores"}`` rows of ``examples``, in input order (see module doc).
+
+    Under torchrun (after ``distributed.init_from_env``) the ranks share the scoring and rank 0
+    gets every row; the other ranks get ``None``.
 
     ``docs_per_query`` 0 scores each (query, positive) row whole. Examples without negatives
     are skipped (logged); none with negatives at all is an error.
@@ -68,13 +74,34 @@ def score_examples(
         raise ValueError("no example has negatives, nothing to score")
 
     # Rows with the same number of candidates are scored together (the ensemble takes a rectangle).
-    scores: list[list[float] | None] = [None] * len(units)
-    with tqdm(total=len(units), desc="scoring", unit="row", disable=not progress) as bar:
-        for chunk in rectangular_batches([len(docs) for _, docs in units], queries_per_batch):
+    # Under torchrun rank r scores chunks r, r + W, ...: each chunk exactly as one process scores it.
+    chunks = list(rectangular_batches([len(docs) for _, docs in units], queries_per_batch))
+    mine = strided_share(len(chunks))
+    if share_world() > 1:
+        logger.info(
+            "scoring: world size %d; rank %d scores %d of %d chunks (%d of %d rows)",
+            share_world(), share_rank(), len(mine), len(chunks), sum(len(chunks[c]) for c in mine), len(units),
+        )  # fmt: skip
+    local: list[float] = []
+    with tqdm(
+        total=sum(len(chunks[c]) for c in mine), desc="scoring", unit="row", disable=not progress
+    ) as bar:
+        for c in mine:
+            chunk = chunks[c]
             batch = ensemble.score([units[i][0] for i in chunk], [units[i][1] for i in chunk])
-            for i, row in zip(chunk, batch.cpu().tolist(), strict=True):
-                scores[i] = row
+            local.extend(batch.cpu().reshape(-1).tolist())
             bar.update(len(chunk))
+    gathered = gather_arrays(np.asarray(local, dtype=np.float64))
+    if gathered is None:
+        return None  # a rank other than 0: its share went to rank 0
+    scores: list[list[float] | None] = [None] * len(units)
+    for r, flat in enumerate(gathered):
+        at = 0
+        for c in range(r, len(chunks), len(gathered)):
+            for i in chunks[c]:
+                size = len(units[i][1])
+                scores[i] = flat[at : at + size].tolist()
+                at += size
     return [
         {"query": query, "docs": docs, "scores": row_scores}
         for (query, docs), row_scores in zip(units, scores, strict=True)
