@@ -23,19 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="encode a corpus to an .npz (ids + sparse matrix or dense array)")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", required=True, help="BEIR folder or corpus JSONL")
-    p.add_argument(
-        "--output", required=True, help=".npz file, or .jsonl for OpenSearch-ready sparse documents"
-    )
+    p.add_argument("--output", required=True, help=".npz file, or .jsonl for OpenSearch-ready sparse documents")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--doc-top-k", type=int, default=None)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--limit", type=int, default=None, help="encode only the first N documents")
-    p.add_argument(
-        "--sparse-embedding-format",
-        choices=("WORD", "TOKEN_ID"),
-        default="WORD",
-        help="feature keys of a .jsonl output (ml-commons' sparse_embedding_format)",
-    )
+    p.add_argument("--sparse-embedding-format", choices=("WORD", "TOKEN_ID"), default="WORD",
+                   help="feature keys of a .jsonl output (ml-commons' sparse_embedding_format)")
     add_prune_args(p)
     p.set_defaults(func=run)
 
@@ -65,14 +59,12 @@ def run(args: argparse.Namespace) -> int:
     enc = encode_sharded(
         model, ids, texts, "document", args.batch_size, args.doc_top_k, args.bf16,
         model_key=fingerprint_model(args.model), resume_dir=pieces,
-    ).full  # fmt: skip
+    ).full
     seconds = time.perf_counter() - t0
     if enc is None:  # a rank other than 0
         return 0
     if enc.kind == "sparse" and args.prune_type != "none":
-        enc = Encoded(
-            enc.ids, prune_matrix(enc.matrix, args.prune_type, args.prune_ratio), enc.kind, enc.vocab
-        )
+        enc = Encoded(enc.ids, prune_matrix(enc.matrix, args.prune_type, args.prune_ratio), enc.kind, enc.vocab)
     elif args.prune_type != "none":
         raise ValueError("--prune-type applies to sparse models only")
     if jsonl:
@@ -80,10 +72,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         save_encoded(Path(args.output), enc)
     discard_pieces(pieces)
-    print(
-        f"encoded {len(ids)} documents in {seconds:.1f} s ({len(ids) / max(seconds, 1e-9):.1f} docs/s), "
-        f"avg non-zeros {sparsity_stats(enc)['nnz']:.1f}; wrote {args.output}"
-    )
+    print(f"encoded {len(ids)} documents in {seconds:.1f} s ({len(ids) / max(seconds, 1e-9):.1f} docs/s), "
+          f"avg non-zeros {sparsity_stats(enc)['nnz']:.1f}; wrote {args.output}")
     return 0
 
 

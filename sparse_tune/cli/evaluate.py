@@ -46,15 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--doc-top-k", type=int, default=None, help="keep each document's top-k weights only")
     p.add_argument("--bf16", action="store_true", help="encode with bf16 autocast")
     p.add_argument("--no-cache", action="store_true", help="do not cache corpus encodings")
-    p.add_argument(
-        "--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)"
-    )
-    p.add_argument(
-        "--head",
-        choices=("splade", "inference_free", "dense"),
-        default=None,
-        help="override the head of every --model (e.g. a base MLM evaluated as inference_free)",
-    )
+    p.add_argument("--cache-dir", default=None, help="where corpus encodings are cached (default OUTPUT/encoded)")
+    p.add_argument("--head", choices=("splade", "inference_free", "dense"), default=None,
+                   help="override the head of every --model (e.g. a base MLM evaluated as inference_free)")
     p.add_argument("--idf-path", default=None, help="idf.json for --head inference_free")
     p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     p.add_argument("--no-plot", action="store_true")
@@ -91,24 +85,18 @@ def run(args: argparse.Namespace) -> int:
     if args.max_queries:
         qrels = dict(list(qrels.items())[: args.max_queries])
     if args.backend != "opensearch" and ann_options(args):
-        raise ValueError(
-            "--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only"
-        )
+        raise ValueError("--sparse-index / --two-phase / --seismic-* / --ann-* apply to --backend opensearch only")
     cache_dir = None if args.no_cache else (args.cache_dir or str(Path(args.output) / "encoded"))
     options = {**backend_options(args), **(ann_options(args) if args.backend == "opensearch" else {})}
     if args.backend == "seismic" and cache_dir:
         options["index_dir"] = str(Path(cache_dir) / "seismic")
     backend = get_backend(args.backend, **options)
     settings = EvalSettings(
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        doc_top_k=args.doc_top_k,
-        bf16=args.bf16,
+        top_k=args.top_k, batch_size=args.batch_size, doc_top_k=args.doc_top_k, bf16=args.bf16,
         reindex=args.reindex,
         cache_dir=cache_dir,
         model_overrides={k: v for k, v in {"head": args.head, "idf_path": args.idf_path}.items() if v},
-        doc_prune_type=args.prune_type,
-        doc_prune_ratio=args.prune_ratio,
+        doc_prune_type=args.prune_type, doc_prune_ratio=args.prune_ratio,
         compare_exact=args.compare_exact or approximate(args),
     )
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
