@@ -919,7 +919,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     from sparse_tune.step_schedule import reconcile_steps
 
     try:
-        adjusted = reconcile_steps(targs, set(overrides))
+        adjusted = reconcile_steps(targs, set(overrides or {}))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if adjusted:

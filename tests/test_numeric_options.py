@@ -23,6 +23,7 @@ from sparse_tune.config import OURS, TRAINING_BOUNDS, load_train_config
 ZERO_IS_LEGAL = {
     ("mine", "--random-negatives"),  # no random negatives
     ("mine", "--seed"),
+    ("merge", "--seed"),
     ("score", "--docs-per-query"),  # 0 = score each (query, positive) row whole
     ("seeds", "--seeds"),
     ("tune", "--sampler-seed"),

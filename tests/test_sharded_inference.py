@@ -246,9 +246,9 @@ def test_evaluate_over_checkpoints_reads_the_corpus_and_builds_bm25_once(splade_
     real_read, real_create = beir.read_corpus_jsonl, EmbeddedBackend.create
     monkeypatch.setattr(beir, "read_corpus_jsonl", lambda *a, **k: reads.append(a) or real_read(*a, **k))
 
-    def create(self, index, kind, dim=None, with_text=False):
+    def create(self, index, kind, dim=None, with_text=False, fingerprint=None):
         creates.append(with_text)
-        return real_create(self, index, kind, dim=dim, with_text=with_text)
+        return real_create(self, index, kind, dim=dim, with_text=with_text, fingerprint=fingerprint)
 
     monkeypatch.setattr(EmbeddedBackend, "create", create)
     tiny = ROOT / "tests" / "data" / "tiny_beir"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sparse_tune.cli.argtypes import positive_int, seed_int
+
 
 def add_parser(subparsers) -> None:
     """Register the ``merge`` verb."""
@@ -23,16 +25,16 @@ def add_parser(subparsers) -> None:
         "--dataset", default=None, help="BEIR folder to choose alpha on (default: TUNED's own split)"
     )
     p.add_argument("--eval-split", default=None, help="qrels split of --dataset to validate on (e.g. dev)")
-    p.add_argument("--eval-holdout", type=int, default=None, help="or N queries of --train-split, by --seed")
+    p.add_argument("--eval-holdout", type=positive_int, default=None, help="or N queries of --train-split, by --seed")
     p.add_argument("--train-split", default="train")
-    p.add_argument("--eval-max-queries", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0, help="seed of the held-out / capped draws")
+    p.add_argument("--eval-max-queries", type=positive_int, default=None)
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the held-out / capped draws")
     p.add_argument("--second-dataset", default=None, help="BEIR folder shown beside in-domain at every alpha")
     p.add_argument("--second-split", default="test")
     p.add_argument("--metric", default="ndcg@10", choices=("ndcg@10", "recall@100", "mrr@10"))
     p.add_argument("--grid", default=None, help="alphas to try, comma-separated (default 0,0.1,...,1)")
-    p.add_argument("--eval-corpus-budget", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--eval-corpus-budget", type=positive_int, default=20000)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.set_defaults(func=run)
 
 
