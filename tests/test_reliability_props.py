@@ -14,11 +14,34 @@ from sparse_tune.data.errors import DataError
 from sparse_tune.data.formats import FORMATS, scan_training_jsonl
 from sparse_tune.models.idf_query import IdfQueryEncoder
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 # Words the WordPiece vocabulary splits in different ways, special-token spellings, punctuation, accents.
-WORDS = ["heart", "attack", "aspirin", "unbelievably", "x", "##ing", "[CLS]", "[SEP]", "[PAD]", "[MASK]",
-         "[UNK]", ".", ",", "?", "café", "naïve", "日本", "covid-19", "", "  ", "\t"]
+WORDS = [
+    "heart",
+    "attack",
+    "aspirin",
+    "unbelievably",
+    "x",
+    "##ing",
+    "[CLS]",
+    "[SEP]",
+    "[PAD]",
+    "[MASK]",
+    "[UNK]",
+    ".",
+    ",",
+    "?",
+    "café",
+    "naïve",
+    "日本",
+    "covid-19",
+    "",
+    "  ",
+    "\t",
+]
 query_texts = st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)
 
 
@@ -35,8 +58,11 @@ def tokenizer():
 
 
 @SETTINGS
-@given(texts=st.lists(query_texts, min_size=1, max_size=3), seed=st.integers(0, 2**32 - 1),
-       max_length=st.integers(2, 12))
+@given(
+    texts=st.lists(query_texts, min_size=1, max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+    max_length=st.integers(2, 12),
+)
 def test_idf_query_vector_is_the_idf_of_each_distinct_non_special_token(tokenizer, texts, seed, max_length):
     vocab = len(tokenizer)
     rng = np.random.default_rng(seed)
@@ -58,9 +84,14 @@ def test_idf_query_vector_is_the_idf_of_each_distinct_non_special_token(tokenize
 
 @pytest.mark.filterwarnings("ignore:.*not in the tokenizer's vocabulary")
 @SETTINGS
-@given(weights=st.dictionaries(st.sampled_from(["heart", "attack", "aspirin", "x", ".", "##ing", "café"]),
-                               st.floats(0, 1e6, allow_nan=False, allow_infinity=False), max_size=7),
-       default=st.floats(0, 10))
+@given(
+    weights=st.dictionaries(
+        st.sampled_from(["heart", "attack", "aspirin", "x", ".", "##ing", "café"]),
+        st.floats(0, 1e6, allow_nan=False, allow_infinity=False),
+        max_size=7,
+    ),
+    default=st.floats(0, 10),
+)
 def test_idf_json_round_trips_into_the_query_encoder(tokenizer, tmp_path, weights, default):
     from sparse_tune.data.idf import load_idf, read_idf, save_idf
 
@@ -78,8 +109,16 @@ def test_idf_json_round_trips_into_the_query_encoder(tokenizer, tmp_path, weight
 
 
 @SETTINGS
-@given(weight=st.one_of(st.floats(max_value=-1e-12), st.just(float("nan")), st.just(float("inf")),
-                        st.just(float("-inf")), st.booleans(), st.text(max_size=3)))
+@given(
+    weight=st.one_of(
+        st.floats(max_value=-1e-12),
+        st.just(float("nan")),
+        st.just(float("inf")),
+        st.just(float("-inf")),
+        st.booleans(),
+        st.text(max_size=3),
+    )
+)
 def test_idf_json_never_accepts_a_negative_non_finite_or_non_number(tmp_path, weight):
     from sparse_tune.data.idf import read_idf
 
@@ -113,8 +152,12 @@ def spelled_records(draw):
 
 
 @SETTINGS
-@given(rows=st.lists(spelled_records(), min_size=1, max_size=6), crlf=st.booleans(), bom=st.booleans(),
-       blank_every=st.integers(0, 3))
+@given(
+    rows=st.lists(spelled_records(), min_size=1, max_size=6),
+    crlf=st.booleans(),
+    bom=st.booleans(),
+    blank_every=st.integers(0, 3),
+)
 def test_every_spelling_loads_as_its_normalised_example(tmp_path, rows, crlf, bom, blank_every):
     lines = []
     for i, (record, _) in enumerate(rows):
@@ -131,13 +174,21 @@ def test_every_spelling_loads_as_its_normalised_example(tmp_path, rows, crlf, bo
 
 junk_line = st.one_of(
     st.text(max_size=40),
-    st.builds(json.dumps, st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-        lambda children: st.lists(children, max_size=3)
-        | st.dictionaries(st.sampled_from(["query", "pos", "neg", "positive", "negative", "pos_doc", "negs", "x"]),
-                          children, max_size=4),
-        max_leaves=8,
-    )),
+    st.builds(
+        json.dumps,
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+            lambda children: (
+                st.lists(children, max_size=3)
+                | st.dictionaries(
+                    st.sampled_from(["query", "pos", "neg", "positive", "negative", "pos_doc", "negs", "x"]),
+                    children,
+                    max_size=4,
+                )
+            ),
+            max_leaves=8,
+        ),
+    ),
 )
 
 
@@ -163,16 +214,25 @@ def test_any_line_is_either_an_example_or_one_data_error_with_its_line(tmp_path,
 
 
 @SETTINGS
-@given(docs=st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda s: s.strip() == s and s),
-                            st.tuples(st.text(max_size=10), text), min_size=1, max_size=6),
-       crlf=st.booleans(), int_ids=st.booleans())
+@given(
+    docs=st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda s: s.strip() == s and s),
+        st.tuples(st.text(max_size=10), text),
+        min_size=1,
+        max_size=6,
+    ),
+    crlf=st.booleans(),
+    int_ids=st.booleans(),
+)
 def test_corpus_jsonl_round_trip(tmp_path, docs, crlf, int_ids):
     from sparse_tune.data.beir import read_corpus_jsonl
 
     if int_ids:
         docs = {str(i): v for i, v in enumerate(docs.values())}
     nl = "\r\n" if crlf else "\n"
-    rows = [json.dumps({"_id": int(d) if int_ids else d, "title": t, "text": x}) for d, (t, x) in docs.items()]
+    rows = [
+        json.dumps({"_id": int(d) if int_ids else d, "title": t, "text": x}) for d, (t, x) in docs.items()
+    ]
     path = tmp_path / "corpus.jsonl"
     path.write_bytes((nl.join(rows) + nl).encode("utf-8"))
     corpus = read_corpus_jsonl(path)

@@ -28,8 +28,11 @@ from sparse_tune.training.trainer import checkpoint_problem, last_complete_check
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [
-    {"query": f"query {i} about {w}", "pos": [f"{w} is the answer to question {i}."],
-     "neg": [f"unrelated text number {i} {j}" for j in range(3)]}
+    {
+        "query": f"query {i} about {w}",
+        "pos": [f"{w} is the answer to question {i}."],
+        "neg": [f"unrelated text number {i} {j}" for j in range(3)],
+    }
     for i, w in enumerate(["aspirin", "vitamin", "covid", "insulin", "cancer", "sleep"])
 ]
 
@@ -90,12 +93,19 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     # Run B: killed once checkpoint-2 is complete.
     b = tmp_path / "b"
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, *_args(train_file, b)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, *_args(train_file, b)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
     try:
         while checkpoint_problem(b / "checkpoint-2") is not None:
-            assert proc.poll() is None, f"run B ended before checkpoint-2: {proc.stderr.read().decode()[-2000:]}"
+            assert proc.poll() is None, (
+                f"run B ended before checkpoint-2: {proc.stderr.read().decode()[-2000:]}"
+            )
             assert time.monotonic() < deadline, "checkpoint-2 never appeared"
             time.sleep(0.05)
         time.sleep(0.3)  # let rng/optimizer files settle: trainer_state.json is written last anyway
@@ -116,7 +126,9 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     assert main([*_args(train_file, b), "--resume_from_checkpoint", "true"]) == 0
     state = json.loads((b / "trainer_state.json").read_text())
     assert state["global_step"] == 4
-    losses_a = [h["loss"] for h in json.loads((a / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    losses_a = [
+        h["loss"] for h in json.loads((a / "trainer_state.json").read_text())["log_history"] if "loss" in h
+    ]
     losses_b = [h["loss"] for h in state["log_history"] if "loss" in h]
     assert losses_b[-2:] == pytest.approx(losses_a[-2:], abs=1e-6)  # steps 3..4: same batches, same order
 

@@ -87,7 +87,9 @@ def test_results_json(tmp_path, monkeypatch):
 
     write(0.5)
     before = (tmp_path / "results.json").read_text()
-    monkeypatch.setattr(fsio.os, "replace", _die)  # the new text is in the temporary file; the rename never happens
+    monkeypatch.setattr(
+        fsio.os, "replace", _die
+    )  # the new text is in the temporary file; the rename never happens
     with pytest.raises(Interrupted):
         write(0.9)
     assert (tmp_path / "results.json").read_text() == before and _only(tmp_path) == ["results.json"]
@@ -119,15 +121,24 @@ def test_encoded_corpus_cache_npz(tmp_path, monkeypatch):
 
     monkeypatch.setattr(beir_eval.np, "savez", half)
     with pytest.raises(Interrupted):
-        beir_eval.save_encoded(path, Encoded(["z"], sp.csr_matrix(np.ones((1, 3), np.float32)), "sparse", ["x", "y", "z"]))
+        beir_eval.save_encoded(
+            path, Encoded(["z"], sp.csr_matrix(np.ones((1, 3), np.float32)), "sparse", ["x", "y", "z"])
+        )
     again = beir_eval.load_encoded(path)
     assert again.ids == ["d1", "d2"] and _only(tmp_path) == ["enc.npz"]
 
 
 def test_unreadable_cache_is_re_encoded_not_trusted(tmp_path, capsys):
     out = tmp_path / "eval"
-    args = ["evaluate", "--model", "splade-tiny", "--dataset", str(Path(__file__).parent / "data" / "tiny_beir"),
-            "--output", str(out)]
+    args = [
+        "evaluate",
+        "--model",
+        "splade-tiny",
+        "--dataset",
+        str(Path(__file__).parent / "data" / "tiny_beir"),
+        "--output",
+        str(out),
+    ]
     assert main(args) == 0
     key = f"splade-tiny on {Path(__file__).parent / 'data' / 'tiny_beir'} (test, embedded)"
     first = json.loads((out / "results.json").read_text())[key]["nDCG@10"]
@@ -158,7 +169,9 @@ def test_scored_jsonl(tmp_path, monkeypatch, capsys):
     import sparse_tune.cli.score as score
 
     mined = tmp_path / "mined.jsonl"
-    mined.write_text("".join(json.dumps({"query": f"q{i}", "pos": ["p"], "neg": ["n1", "n2"]}) + "\n" for i in range(3)))
+    mined.write_text(
+        "".join(json.dumps({"query": f"q{i}", "pos": ["p"], "neg": ["n1", "n2"]}) + "\n" for i in range(3))
+    )
     out = tmp_path / "scored.jsonl"
     out.write_text("previous\n")
     real_dumps = json.dumps
@@ -172,8 +185,21 @@ def test_scored_jsonl(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(score.json, "dumps", dumps)
     with pytest.raises(Interrupted):
-        main(["score", "--input", str(mined), "--output", str(out), "--teacher", "sparse:splade-tiny",
-              "--max-doc-length", "32", "--device", "cpu"])
+        main(
+            [
+                "score",
+                "--input",
+                str(mined),
+                "--output",
+                str(out),
+                "--teacher",
+                "sparse:splade-tiny",
+                "--max-doc-length",
+                "32",
+                "--device",
+                "cpu",
+            ]
+        )
     assert out.read_text() == "previous\n" and _only(tmp_path) == ["mined.jsonl", "scored.jsonl"]
 
 
@@ -209,11 +235,23 @@ def test_package_never_unpickles_or_evals():
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            name = (
+                func.id
+                if isinstance(func, ast.Name)
+                else func.attr
+                if isinstance(func, ast.Attribute)
+                else ""
+            )
             if name in ("eval", "exec") and isinstance(func, ast.Name):
                 problems.append(f"{rel}:{node.lineno}: {name}()")
-            if isinstance(func, ast.Attribute) and name == "load" and getattr(func.value, "id", "") == "torch":
-                safe = any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)
+            if (
+                isinstance(func, ast.Attribute)
+                and name == "load"
+                and getattr(func.value, "id", "") == "torch"
+            ):
+                safe = any(
+                    k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords
+                )
                 if not safe:
                     problems.append(f"{rel}:{node.lineno}: torch.load without weights_only=True")
     assert problems == []

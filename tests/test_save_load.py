@@ -55,7 +55,9 @@ def test_splade_round_trip(splade_tiny, tmp_path):
 def test_inference_free_round_trip_with_trained_idf(tmp_path):
     idf = {"risk": 3.0, "heart": 2.0, "vitamin": 1.25}
     (tmp_path / "idf.json").write_text(json.dumps(idf))
-    model = load_model("splade-tiny", head="inference_free", idf_path=str(tmp_path / "idf.json"), train_idf=True)
+    model = load_model(
+        "splade-tiny", head="inference_free", idf_path=str(tmp_path / "idf.json"), train_idf=True
+    )
     assert model.idf.requires_grad
     with torch.no_grad():
         model.idf[model.tokenizer.convert_tokens_to_ids("heart")] = 0.0  # a trained-away token

@@ -37,7 +37,9 @@ def test_float_noise_is_not_a_ranking() -> None:
     assert torch.equal(min_max_normalize(noisy), torch.zeros(3, 3))
     # A span just above the tolerance is a real ranking and is scaled as before.
     real = torch.tensor([[1.0, 1.0 + 2e-5, 1.0 + 1e-5], [0.0, 2e-6, 1e-6]])
-    assert torch.allclose(min_max_normalize(real), torch.tensor([[0.0, 1.0, 0.5], [0.0, 1.0, 0.5]]), atol=1e-2)
+    assert torch.allclose(
+        min_max_normalize(real), torch.tensor([[0.0, 1.0, 0.5], [0.0, 1.0, 0.5]]), atol=1e-2
+    )
 
 
 def test_noise_in_one_teacher_cannot_flip_the_kl_target() -> None:

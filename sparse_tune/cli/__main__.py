@@ -21,7 +21,17 @@ from typing import NoReturn
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 VERBS = (
-    "train", "evaluate", "encode", "idf", "mine", "score", "export", "tune", "seeds", "distill-pipeline", "merge",
+    "train",
+    "evaluate",
+    "encode",
+    "idf",
+    "mine",
+    "score",
+    "export",
+    "tune",
+    "seeds",
+    "distill-pipeline",
+    "merge",
 )
 
 #: Errors that mean "your input is wrong": one line, exit code 2, traceback only with --debug.

@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.hybrid_weights != "auto" or args.fusion is not None:
         raise ValueError("--hybrid-weights and --fusion apply to --hybrid only")
     models = expand_models(args.model)
-    if init_from_env() > 1 and spec is not None:  # under torchrun: every rank encodes a shard, rank 0 searches
+    if (
+        init_from_env() > 1 and spec is not None
+    ):  # under torchrun: every rank encodes a shard, rank 0 searches
         raise ValueError("--hybrid runs in one process: run this evaluate with python, not torchrun")
     results_path = Path(args.output) / RESULTS_NAME
     existing = read_rows(results_path)  # before any work: an unreadable file stops the run, not overwritten

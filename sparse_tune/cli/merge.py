@@ -25,7 +25,9 @@ def add_parser(subparsers) -> None:
         "--dataset", default=None, help="BEIR folder to choose alpha on (default: TUNED's own split)"
     )
     p.add_argument("--eval-split", default=None, help="qrels split of --dataset to validate on (e.g. dev)")
-    p.add_argument("--eval-holdout", type=positive_int, default=None, help="or N queries of --train-split, by --seed")
+    p.add_argument(
+        "--eval-holdout", type=positive_int, default=None, help="or N queries of --train-split, by --seed"
+    )
     p.add_argument("--train-split", default="train")
     p.add_argument("--eval-max-queries", type=positive_int, default=None)
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the held-out / capped draws")

@@ -224,10 +224,18 @@ def retrieve_model(
     if is_main() and cache is not None and cache.is_file() and not settings.reindex:
         try:
             docs = load_encoded(cache)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # old pickled or damaged cache
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as exc:  # old pickled or damaged cache
             logger.warning("ignoring unreadable encoding cache %s (%s); re-encoding", cache, exc)
     if agree(docs is not None):  # rank 0 holds the cached collection; the others have nothing to add
-        shards = ShardedEncoding(docs, docs if docs is not None else Encoded([], np.zeros((0, 0)), model.kind))
+        shards = ShardedEncoding(
+            docs, docs if docs is not None else Encoded([], np.zeros((0, 0)), model.kind)
+        )
     else:
         pieces = cache.with_suffix(".pieces") if cache is not None else None
         shards = encode_sharded(

@@ -117,7 +117,10 @@ def load_teacher(
             return CrossEncoderTeacher(config.model, device, max_length=length)
         if config.type == "bm25":
             return BM25Teacher(config.model, device)
-        overrides: dict[str, object] = {"max_query_length": max_query_length, "max_doc_length": max_doc_length}
+        overrides: dict[str, object] = {
+            "max_query_length": max_query_length,
+            "max_doc_length": max_doc_length,
+        }
         if config.type == "dense":
             overrides["head"] = "dense"  # a dense teacher may be any AutoModel checkpoint
         model = load_model(config.model, **overrides)
