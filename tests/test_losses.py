@@ -94,3 +94,31 @@ def test_teacher_scores_shape_is_checked():
     batch = LossInputs(Q, D, teacher_scores=torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 2\)"):
         batch.checked_teacher_scores()
+
+
+def test_infonce_never_counts_a_positive_of_the_same_query_as_an_in_batch_negative():
+    """Two groups of one query (one per positive): each group's positive is masked out of the other's softmax."""
+    import math
+
+    import torch
+
+    from sparse_tune.losses.base import LossInputs
+    from sparse_tune.losses.infonce import InfoNCELoss
+
+    q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # the same query twice
+    d = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [1.0, 0.0]])  # pos0, neg0, pos1, neg1
+    same = torch.tensor([[True, True], [True, True]])
+    got = InfoNCELoss()(LossInputs(q=q, d=d, same_query=same))["loss"].item()
+    # row 0 scores [2, 0, (3 masked), 1]; row 1 scores [(2 masked), 0, 3, 1]
+    row0 = -2 + math.log(math.exp(2) + math.exp(0) + math.exp(1))
+    row1 = -3 + math.log(math.exp(0) + math.exp(3) + math.exp(1))
+    assert got == pytest.approx((row0 + row1) / 2, rel=1e-6)
+    unmasked = InfoNCELoss()(LossInputs(q=q, d=d))["loss"].item()
+    row0_all = -2 + math.log(math.exp(2) + math.exp(0) + math.exp(3) + math.exp(1))
+    row1_all = -3 + math.log(math.exp(2) + math.exp(0) + math.exp(3) + math.exp(1))
+    assert unmasked == pytest.approx((row0_all + row1_all) / 2, rel=1e-6)
+    # different queries: nothing masked
+    other = torch.tensor([[True, False], [False, True]])
+    assert InfoNCELoss()(LossInputs(q=q, d=d, same_query=other))["loss"].item() == pytest.approx(
+        unmasked, rel=1e-6
+    )

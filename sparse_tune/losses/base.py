@@ -28,6 +28,9 @@ class LossInputs:
     step: int = 0
     gather: bool = False
     labels: torch.Tensor | None = None  # (batch,): labelled pairs' labels in [0, 1]
+    # (batch, batch) bool: groups i and k are of one query (a query with many positives has one
+    # group per positive), so k's positive must not count as an in-batch negative of i.
+    same_query: torch.Tensor | None = None
     _gathered: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property

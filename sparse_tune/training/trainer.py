@@ -90,10 +90,22 @@ class RetrievalTrainer(Trainer):
         step = self.state.global_step
 
         labels = inputs.get("pair_labels")  # (batch,) for labelled pairs
+        texts = inputs.get("query_texts") or []
+        same_query = None
+        if len(set(texts)) < len(texts):  # one query's groups side by side (one group per positive)
+            same_query = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.bool)
 
         def loss_of(q: torch.Tensor, d: torch.Tensor) -> dict[str, torch.Tensor]:
             return self.loss_fn(
-                LossInputs(q=q, d=d, teacher_scores=teacher, step=step, gather=gather, labels=labels)
+                LossInputs(
+                    q=q,
+                    d=d,
+                    teacher_scores=teacher,
+                    step=step,
+                    gather=gather,
+                    labels=labels,
+                    same_query=same_query,
+                )
             )
 
         # (batch, dim), (batch * group, dim): this rank's share; losses gather what they need
