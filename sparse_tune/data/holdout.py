@@ -206,22 +206,17 @@ def model_validation(
     import json
     from pathlib import Path
 
-    from sparse_tune.data.beir import has_split, load_beir
+    from sparse_tune.data.beir import has_split
 
     path = Path(model_folder) / SPLIT_FILE
     if not path.is_file():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    split, ids = record.get("split"), record.get("query_ids") or []
-    if not split or split == reported or not ids or not has_split(folder, split):
+    split = record.get("split")
+    if not split or split == reported or not record.get("query_ids") or not has_split(folder, split):
         return None
-    corpus, queries, qrels = load_beir(folder, split, corpus=corpus)
-    if not all(q in qrels and q in queries for q in ids):
-        return None
-    extra = {k: record.get(k) for k in ("holdout", "seed", "drawn_from")}
-    return ValidationSplit(
-        str(folder), split, corpus, {q: queries[q] for q in ids}, {q: qrels[q] for q in ids}, **extra
-    )
+    saved, missing = _saved_split(record, folder, corpus)
+    return None if missing else saved
 
 
 def load_saved_split(path: str | PathLike[str]) -> ValidationSplit:
@@ -233,23 +228,35 @@ def load_saved_split(path: str | PathLike[str]) -> ValidationSplit:
     import json
     from pathlib import Path
 
-    from sparse_tune.data.beir import load_beir
-
     record = json.loads(Path(path).read_text(encoding="utf-8"))
-    corpus, queries, qrels = load_beir(record["dataset"], record["split"])
-    missing = [q for q in record["query_ids"] if q not in qrels or q not in queries]
+    saved, missing = _saved_split(record, record["dataset"])
     if missing:
         raise ValueError(
             f"{path}: {len(missing)} validation query id(s) not in {record['dataset']}, e.g. {missing[0]!r}"
         )
-    chosen = record["query_ids"]
-    return ValidationSplit(
-        record["dataset"],
+    return saved
+
+
+def _saved_split(
+    record: dict, folder: str | PathLike[str], corpus: Corpus | None = None
+) -> tuple[ValidationSplit, list[str]]:
+    """The queries a ``SPLIT_FILE`` record names, read from ``folder``'s split of that name, and the ids not judged there.
+
+    The one reader of the record for both callers; each decides what a missing id means.
+    """
+    from sparse_tune.data.beir import load_beir
+
+    corpus, queries, qrels = load_beir(folder, record["split"], corpus=corpus)
+    ids = record.get("query_ids") or []
+    missing = [q for q in ids if q not in qrels or q not in queries]
+    kept = [q for q in ids if q in qrels and q in queries]
+    extra = {k: record.get(k) for k in ("holdout", "seed", "drawn_from")}
+    split = ValidationSplit(
+        str(folder),
         record["split"],
         corpus,
-        {q: queries[q] for q in chosen},
-        {q: qrels[q] for q in chosen},
-        holdout=record.get("holdout"),
-        seed=record.get("seed"),
-        drawn_from=record.get("drawn_from"),
+        {q: queries[q] for q in kept},
+        {q: qrels[q] for q in kept},
+        **extra,
     )
+    return split, missing

@@ -211,9 +211,9 @@ def retrieve_model(
     index = index_name("sparse-tune", model_fp, corpus_fingerprint, index_settings)
     fingerprint = index_fingerprint(model_fp, corpus_fingerprint, index_settings)
     name = index_name("sparse-tune", model_fp, corpus_fingerprint, enc_settings)
-    # Asked before encoding: a server refuses an index of this name it did not create, at once.
-    if is_main():
-        backend.exists(index, fingerprint)
+    # Asked before encoding: a server refuses an index of this name it did not create, at once;
+    # rank 0 decides for every torchrun rank.
+    build = needs_index(backend, index, settings.reindex, fingerprint)
 
     # 1. Corpus encodings: from the cache when this exact model/corpus/settings was encoded before;
     #    else encoded by every torchrun rank (one process without torchrun), resumable by piece.
@@ -266,7 +266,7 @@ def retrieve_model(
         pruned = prune_matrix(enc.matrix, settings.doc_prune_type, settings.doc_prune_ratio)
         return Encoded(enc.ids, pruned, enc.kind, enc.vocab)
 
-    if needs_index(backend, index, settings.reindex, fingerprint):  # asked first: refuses a foreign index
+    if build:
         texts = dict(zip(corpus.ids, corpus.texts, strict=True)) if with_text else None
         index_shards(backend, index, shards, int(shards.local.matrix.shape[1]), prune, fingerprint, texts)
     if docs is None or q_enc is None:
