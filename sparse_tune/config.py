@@ -239,16 +239,18 @@ class DataConfig:
                 raise ConfigError("mine_negatives needs beir_dir: the BEIR folder whose beir_split is mined")
 
 
-TEACHER_TYPES = ("dense", "sparse", "cross_encoder", "bm25")
+TEACHER_TYPES = ("dense", "sparse", "cross_encoder", "bm25", "hybrid")
 #: OpenSearch's reference distillation recipe scales per-query min-max teacher scores by 30: the
 #: best candidate then leads a 0-score one by e^30 in the KL target, a sharp but not one-hot
 #: distribution. At 1.0 the targets are nearly uniform and carry almost no ranking.
 DEFAULT_SCORE_SCALE = 30.0
+#: Teacher types whose BM25 statistics come from a corpus that defaults to the run's ``beir_dir``.
+BM25_TEACHER_TYPES = ("bm25", "hybrid")
 
 
 @dataclass
 class TeacherConfig:
-    """One live teacher: ``{type: dense|sparse|cross_encoder|bm25, model: name-or-path, weight: w}``.
+    """One live teacher: ``{type: dense|sparse|cross_encoder|bm25|hybrid, model: name-or-path, weight: w}``.
 
     ``dense`` and ``sparse`` teachers are bi-encoders (any checkpoint ``load_model`` reads);
     ``cross_encoder`` is an ``AutoModelForSequenceClassification`` reranker that reads each
@@ -256,23 +258,41 @@ class TeacherConfig:
     (BEIR folder or corpus JSONL) that gives its statistics. A bm25 teacher without ``model``
     takes the recipe's ``beir_dir`` (set by :func:`load_train_config`), so a recipe's teacher
     follows ``--beir_dir`` to whatever dataset the run trains on.
+
+    ``hybrid`` is one teacher whose score is ``model`` (a sparse or dense retriever, typically a
+    fine-tuned run) fused with BM25 over ``bm25``'s corpus (default: ``beir_dir``, as a bm25
+    teacher), the way OpenSearch's hybrid search fuses them (:mod:`sparse_tune.index.fusion`).
+    The fusion is ``fusion`` (``{fusion: minmax|rrf|sum, weights: [model, bm25]}``), else the
+    ``hybrid.json`` a training run wrote into the model folder (chosen on its validation
+    queries), else OpenSearch's default: min-max with equal weights.
     """
 
-    type: Literal["dense", "sparse", "cross_encoder", "bm25"]
+    type: Literal["dense", "sparse", "cross_encoder", "bm25", "hybrid"]
     model: Optional[str] = field(default=None, metadata={"path": "name_or_path"})
     weight: float = 1.0
+    bm25: Optional[str] = field(default=None, metadata={"path": "name_or_path"})
+    fusion: Optional[dict] = None
 
     def __post_init__(self) -> None:
         if self.type not in TEACHER_TYPES:
             raise ConfigError(
                 f"unknown teacher type {self.type!r}: expected one of {', '.join(TEACHER_TYPES)}"
             )
+        if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight) or self.weight < 0:
+            raise ConfigError(f"teacher weight must be a finite number >= 0, got {self.weight}")
+        if self.type != "hybrid" and (self.bm25 is not None or self.fusion is not None):
+            raise ConfigError(f"bm25 and fusion belong to a hybrid teacher, not to a {self.type} one")
+        if self.fusion is not None:
+            from sparse_tune.index.fusion import fusion_from_mapping
+
+            try:
+                fusion_from_mapping(self.fusion, retrievers=2)
+            except ValueError as exc:
+                raise ConfigError(f"hybrid teacher fusion: {exc}") from None
         if self.model is None and self.type == "bm25":
             return  # the training corpus, filled in once the recipe's beir_dir is known
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"teacher model must be a non-empty name or path, got {self.model!r}")
-        if not math.isfinite(self.weight) or self.weight < 0:
-            raise ConfigError(f"teacher weight must be a finite number >= 0, got {self.weight}")
 
 
 @dataclass
@@ -323,7 +343,7 @@ class LossConfig:
     teachers: list = field(
         default_factory=list,
         metadata={
-            "help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25, model: ..., weight: ...}]."
+            "help": "Live teachers: [{type: dense|sparse|cross_encoder|bm25|hybrid, model: ..., weight: ...}]."
         },
     )
     score_scale: float = field(
@@ -365,11 +385,11 @@ class LossConfig:
             if isinstance(t, TeacherConfig):
                 teachers.append(t)
             elif isinstance(t, dict):
-                unknown = set(t) - {"type", "model", "weight"}
+                unknown = set(t) - {"type", "model", "weight", "bm25", "fusion"}
                 if unknown or "type" not in t or ("model" not in t and t["type"] != "bm25"):
                     raise ConfigError(
                         f"teacher {t} must have keys type, model and optionally weight (model is optional "
-                        "for bm25: the training corpus, beir_dir)"
+                        "for bm25: the training corpus, beir_dir; a hybrid teacher also takes bm25 and fusion)"
                     )
                 teachers.append(TeacherConfig(**t))
             else:
@@ -941,12 +961,16 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"training arguments: {exc}") from None
     for teacher in loss.teachers:
-        if teacher.type == "bm25" and teacher.model is None:
+        corpus_key = "model" if teacher.type == "bm25" else "bm25"
+        if teacher.type in BM25_TEACHER_TYPES and getattr(teacher, corpus_key) is None:
             if not data.beir_dir:
                 raise ConfigError(
-                    "a bm25 teacher without model uses beir_dir's corpus: set beir_dir or its model"
+                    f"a {teacher.type} teacher without {corpus_key} uses beir_dir's corpus for BM25: set "
+                    f"beir_dir or its {corpus_key}"
                 )
-            teacher.model = data.beir_dir  # the corpus the run trains on, whatever --beir_dir says
+            setattr(
+                teacher, corpus_key, data.beir_dir
+            )  # the corpus the run trains on, whatever --beir_dir says
     if loss.loss in ("kl", "margin_mse") and not loss.teachers and data.train_file is None:
         raise ConfigError(f"loss {loss.loss!r} needs teacher scores: set teachers or a scored train_file")
     if evaluation.enabled and not (evaluation.eval_dir or data.beir_dir):

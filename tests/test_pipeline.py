@@ -80,7 +80,7 @@ def pipeline_config(tmp: Path, **changes) -> dict:
         "teachers": [
             {
                 "name": "splade",
-                "type": "sparse",
+                "type": "hybrid",  # the trained SPLADE fused with BM25 (its run's hybrid.json)
                 "recipe": str(ROOT / "configs" / "quickstart.yaml"),
                 "overrides": TRAIN_OVERRIDES,
                 "mined": {"range": "1-20", "negatives": 3},
@@ -223,9 +223,17 @@ def test_full_run_writes_every_stage_and_never_trains_on_validation_queries(firs
     assert logged and {"kl", "idf_flops_doc", "idf_flops_doc_weight", "d_nnz"} <= set(logged[0])
 
     report = json.loads((run / "teachers.json").read_text())
-    assert list(report) == ["splade", "bm25", "base", "ensemble"]
+    # Each teacher beside the student it teaches, scored on the same validation candidates.
+    assert list(report) == ["splade", "bm25", "base", "ensemble", "student (untrained)"]
     for metrics in report.values():
         assert 0 < metrics["nDCG@10"] <= 1 and 0 < metrics["MRR@10"] <= 1
+    assert (run / "student_base" / "idf.json").is_file()  # the student's IDF, outside its run folder
+    # The hybrid teacher fused the trained SPLADE with BM25 as its validation chose.
+    assert json.loads((run / "teachers" / "splade" / "hybrid.json").read_text())["retrievers"] == [
+        "model",
+        "bm25",
+    ]
+    assert "vs student" in out
     lines = _stage_lines(out)
     assert list(lines) == ["mine", "teachers", "score", "report", "student"]
     assert all(" done in " in line for line in lines.values()), out

@@ -66,8 +66,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="TYPE:MODEL[:WEIGHT]",
-        help="a teacher, repeatable: dense|sparse|cross_encoder, a model name/folder/hub id, "
-        "a weight (default 1)",
+        help="a teacher, repeatable: dense|sparse|cross_encoder|bm25|hybrid, a model name/folder/hub id "
+        "(bm25: a corpus; hybrid: the model fused with BM25 over --bm25-corpus), a weight (default 1)",
+    )
+    p.add_argument(
+        "--bm25-corpus",
+        default=None,
+        help="BEIR folder or corpus JSONL whose statistics a hybrid teacher's BM25 uses (the corpus "
+        "the candidates come from); its fusion is the model folder's hybrid.json, else min-max 0.5/0.5",
     )
     p.add_argument(
         "--score-scale",
@@ -116,6 +122,13 @@ def run(args: argparse.Namespace) -> int:
     from sparse_tune.training.teachers import TeacherEnsemble
 
     args.teacher = [t if isinstance(t, TeacherConfig) else parse_teacher(t) for t in args.teacher]
+    for t in args.teacher:
+        if t.type == "hybrid" and t.bm25 is None:
+            if not args.bm25_corpus:
+                raise ValueError(
+                    f"teacher hybrid:{t.model} needs --bm25-corpus (the corpus BM25's statistics come from)"
+                )
+            t.bm25 = args.bm25_corpus
 
     # 1. Read: any training format, normalised to {query, pos, neg}.
     bad_lines: list = []

@@ -88,6 +88,25 @@ class Fusion:
         return f"{self.method} (weights {weights}{extra})"
 
 
+def fusion_from_mapping(data: Any, retrievers: int) -> Fusion:
+    """A :class:`Fusion` from a recipe's ``{fusion: minmax|rrf|sum, weights: [...], rank_constant: k}``.
+
+    ``weights`` must give one weight per retriever (``retrievers`` of them); ValueError names what is wrong.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"expected {{fusion: {'|'.join(FUSION_METHODS)}, weights: [...]}}, got {data!r}")
+    unknown = set(data) - {"fusion", "weights", "rank_constant"}
+    if unknown or "fusion" not in data or "weights" not in data:
+        raise ValueError(f"expected keys fusion, weights and optionally rank_constant, got {sorted(data)}")
+    weights = data["weights"]
+    if not isinstance(weights, (list, tuple)) or len(weights) != retrievers:
+        raise ValueError(f"weights must list {retrievers} numbers (one per retriever), got {weights!r}")
+    try:
+        return Fusion.from_json(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+
+
 def min_max(scores: dict[str, float]) -> dict[str, float]:
     """One list's scores min-max normalised as neural-search's ``min_max`` technique does."""
     if not scores:

@@ -49,15 +49,22 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 @dataclass
 class TeacherSpec:
-    """One teacher: trained by ``recipe``, or an existing ``model`` used as is (bm25: a corpus)."""
+    """One teacher: trained by ``recipe``, or an existing ``model`` used as is (bm25: a corpus).
+
+    A ``hybrid`` teacher's recipe (or model) is its retriever, fused with BM25 over ``bm25``
+    (default: ``beir_dir``) by ``fusion``, else by the ``hybrid.json`` its training chose on the
+    pipeline's validation queries (see :class:`~sparse_tune.config.TeacherConfig`).
+    """
 
     name: str
-    type: Literal["dense", "sparse", "cross_encoder", "bm25"]
+    type: Literal["dense", "sparse", "cross_encoder", "bm25", "hybrid"]
     recipe: Optional[str] = field(default=None, metadata={"path": "file"})
     model: Optional[str] = field(default=None, metadata={"path": "name_or_path"})
     weight: float = 1.0
     overrides: dict = field(default_factory=dict)
     mined: Optional[dict] = None
+    bm25: Optional[str] = field(default=None, metadata={"path": "name_or_path"})
+    fusion: Optional[dict] = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -76,6 +83,8 @@ class TeacherSpec:
             raise ConfigError(
                 f"mined must be a mapping of mining settings (e.g. {{range: 20-200}}), got {self.mined!r}"
             )
+        if self.type != "hybrid" and (self.bm25 is not None or self.fusion is not None):
+            raise ConfigError(f"bm25 and fusion belong to a hybrid teacher, not to a {self.type} one")
         if not self.recipe and (self.overrides or self.mined is not None):
             raise ConfigError("overrides and mined apply to a teacher trained by a recipe; this one has none")
         if not isinstance(self.overrides, dict):
@@ -174,7 +183,13 @@ class PipelineConfig:
         out = []
         for t in self.teachers:
             model = str(self.teacher_dir(t.name)) if t.recipe else (t.model or self.beir_dir)
-            out.append(TeacherConfig(type=t.type, model=model, weight=t.weight))
+            if t.type == "hybrid":
+                bm25 = t.bm25 or self.beir_dir
+                out.append(
+                    TeacherConfig(type=t.type, model=model, weight=t.weight, bm25=bm25, fusion=t.fusion)
+                )
+            else:
+                out.append(TeacherConfig(type=t.type, model=model, weight=t.weight))
         return out
 
     # -- the training runs -------------------------------------------------------------------------

@@ -54,7 +54,8 @@ def _units(ws: Workspace) -> dict[str, list[Unit]]:
     teacher_units = [f"teacher-{t.name}" for t in trained]
     # Settings never hold paths inside the output folder, so a run folder can move: what a unit
     # read from the folder is identified by that unit's run id (``depends``) instead.
-    ensemble = [{"name": t.name, "type": t.type, "model": c.model if not t.recipe else None, "weight": t.weight}
+    ensemble = [{"name": t.name, "type": t.type, "model": c.model if not t.recipe else None, "weight": t.weight,
+                 **({"bm25": c.bm25, "fusion": c.fusion} if t.type == "hybrid" else {})}
                 for t, c in zip(cfg.teachers, cfg.teacher_configs(), strict=True)]  # fmt: skip
     scoring = {"teachers": ensemble, "scoring": asdict(cfg.scoring)}
     split = {k: getattr(cfg, k) for k in ("beir_dir", "train_split", "eval_holdout", "eval_holdout_seed",
@@ -72,7 +73,8 @@ def _units(ws: Workspace) -> dict[str, list[Unit]]:
             for t in trained
         ],
         "score": [Unit("score", scoring, ("mine", *teacher_units), ws.score_candidates)],
-        "report": [Unit("report", scoring, ("mine", *teacher_units), ws.report_teachers)],
+        "report": [Unit("report", {**scoring, "student": _recipe_settings(cfg.student_train_config())},
+                        ("mine", *teacher_units), ws.report_teachers)],
         "student": [Unit("student", {"source": _recipe_settings(cfg.student_train_config())}, ("score",), ws.train_student)],
     }  # fmt: skip
 
@@ -93,7 +95,7 @@ def check_teacher_models(cfg: PipelineConfig) -> None:
     from sparse_tune.models.folder_check import check_model_source
 
     for spec, teacher in zip(cfg.teachers, cfg.teacher_configs(), strict=True):
-        if spec.recipe or teacher.type not in ("dense", "sparse", "cross_encoder"):
+        if spec.recipe or teacher.type not in ("dense", "sparse", "cross_encoder", "hybrid"):
             continue
         try:
             check_model_source(teacher.model, architecture=teacher.type != "cross_encoder")

@@ -59,6 +59,10 @@ class PipelineFiles:
     def student(self) -> Path:
         return self.out / "student"
 
+    @property
+    def student_base(self) -> Path:
+        return self.out / "student_base"
+
 
 @dataclass
 class Workspace:
@@ -184,13 +188,23 @@ class Workspace:
 
     def report_teachers(self) -> list[Path]:
         """teachers.json: each teacher's and the ensemble's rerank metrics on the validation candidates."""
-        from sparse_tune.training.teacher_report import rerank_report
+        from sparse_tune.training.teacher_report import STUDENT, rerank_report
 
         examples = read_training_jsonl(self.files.mined_validation)
         labels = [t.name for t in self.cfg.teachers]
-        report = rerank_report(self.ensemble(), examples, self.cfg.scoring.queries_per_batch, labels=labels)
+        ensemble = self.ensemble()
+        student = self.student_before_training().eval().requires_grad_(False).to(ensemble.device)
+        report = rerank_report(ensemble, examples, self.cfg.scoring.queries_per_batch, labels=labels,
+                               others={STUDENT: student})  # fmt: skip
         atomic_write_text(self.files.report, json.dumps(report, indent=2) + "\n")
         return [self.files.report]
+
+    def student_before_training(self) -> Any:
+        """The student's starting model, as its training will build it (an IDF query side computed
+        from the training corpus into ``OUT/student_base/``, not into the student's run folder)."""
+        from sparse_tune.training.run import starting_model
+
+        return starting_model(self.cfg.student_train_config(), idf_dir=self.files.student_base)
 
     def read_report(self) -> dict[str, Any]:
         return json.loads(self.files.report.read_text(encoding="utf-8"))

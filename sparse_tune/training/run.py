@@ -14,6 +14,7 @@ from sparse_tune.data.holdout import ValidationSplit
 from sparse_tune.evaluation.validator_set import ValidatorSet
 from sparse_tune.losses import build_loss
 from sparse_tune.models.io import CheckpointError, build_model, model_config_for
+from sparse_tune.models.retriever import Retriever
 from sparse_tune.training.collator import GroupCollator
 from sparse_tune.training.dataset import GroupDataset, build_groups, check_groups_fit_loss, is_scored_file
 from sparse_tune.training.mined_data import mined_training_data
@@ -29,11 +30,12 @@ from sparse_tune.training.trainer import RetrievalTrainer, checkpoint_problem, l
 logger = logging.getLogger(__name__)
 
 
-def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
+def idf_from_training_corpus(cfg: TrainConfig, model_path: str, out_dir: str | Path | None = None) -> Path:
     """An inference-free model with no idf.json gets one from the training corpus, saved with the run.
 
     The BEIR corpus when training from a BEIR folder, else every document text of the
-    training file; computed with the model's own tokenizer so columns line up.
+    training file; computed with the model's own tokenizer so columns line up. Written to
+    ``out_dir`` (default: the run's output_dir).
     """
     from transformers import AutoTokenizer
 
@@ -59,7 +61,7 @@ def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
         )
     else:
         raise ValueError("inference_free needs idf_path, or training data to compute IDF from")
-    out = Path(cfg.training.output_dir) / "idf.json"
+    out = Path(out_dir if out_dir is not None else cfg.training.output_dir) / "idf.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     # Rank 0 writes (atomically); the other ranks wait for it and read the same file.
     with cfg.training.main_process_first(desc="compute idf"):
@@ -67,6 +69,20 @@ def idf_from_training_corpus(cfg: TrainConfig, model_path: str) -> Path:
             save_idf(out, compute_idf(texts, AutoTokenizer.from_pretrained(model_path)))
     logger.info("computed IDF over %d training documents -> %s", len(texts), out)
     return out
+
+
+def starting_model(cfg: TrainConfig, idf_dir: str | Path | None = None) -> Retriever:
+    """The model a recipe starts from: backbone + heads from a name, folder or hub id.
+
+    An inference-free head without ``idf_path`` gets IDF from the training corpus, written to
+    ``idf_dir`` (default: the run's output_dir, where it is saved with the run). The
+    distillation pipeline's teacher report builds the student this way before it trains.
+    """
+    overrides = {k: v for k, v in vars(cfg.model).items() if k != "model_name_or_path"}
+    model_cfg, path = model_config_for(cfg.model.model_name_or_path, **overrides)
+    if model_cfg.head == "inference_free" and not model_cfg.idf_path:
+        model_cfg.idf_path = str(idf_from_training_corpus(cfg, path, idf_dir))
+    return build_model(model_cfg, path)
 
 
 def resume_checkpoint(resume: str | bool | None, output_dir: str) -> str | None:
@@ -191,11 +207,7 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None, owned: bool = Fa
     )
 
     # 3. The model: backbone + heads, from a name, folder or hub id.
-    overrides = {k: v for k, v in vars(cfg.model).items() if k != "model_name_or_path"}
-    model_cfg, path = model_config_for(cfg.model.model_name_or_path, **overrides)
-    if model_cfg.head == "inference_free" and not model_cfg.idf_path:
-        model_cfg.idf_path = str(idf_from_training_corpus(cfg, path))
-    model = build_model(model_cfg, path)
+    model = starting_model(cfg)
     if model.kind == "dense" and args.ddp_find_unused_parameters is None:
         args.ddp_find_unused_parameters = True  # a dense backbone's pooler is never used
 

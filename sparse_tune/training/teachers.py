@@ -43,10 +43,11 @@ from sparse_tune.config import DEFAULT_SCORE_SCALE, TeacherConfig
 from sparse_tune.models.retriever import Retriever
 from sparse_tune.training.bm25_teacher import BM25Teacher
 from sparse_tune.training.cross_encoder import CrossEncoderTeacher
+from sparse_tune.training.hybrid_teacher import HybridTeacher, teacher_fusion
 
 #: Teachers that score (query, document) pairs directly instead of encoding each side.
 PairTeacher = CrossEncoderTeacher | BM25Teacher
-Teacher = Retriever | PairTeacher
+Teacher = Retriever | PairTeacher | HybridTeacher
 
 __all__ = [
     "TeacherConfig",
@@ -126,6 +127,12 @@ def load_teacher(
         model = load_model(config.model, **overrides)
     except OSError as exc:  # transformers' "not a local folder and not a valid hub id" and friends
         raise ValueError(f"{config.type} teacher '{config.model}' cannot be loaded: {exc}") from exc
+    if config.type == "hybrid":
+        if config.bm25 is None:
+            raise ValueError(f"hybrid teacher '{config.model}' needs bm25: the corpus of its BM25 statistics")
+        fusion, source = teacher_fusion(config.fusion, config.model)
+        model.eval().requires_grad_(False)
+        return HybridTeacher(model.to(device), BM25Teacher(config.bm25, device), fusion, source)
     if model.kind != config.type:
         raise ValueError(
             f"teacher '{config.model}' was declared {config.type} but loads as a {model.kind} "
@@ -200,32 +207,41 @@ class TeacherEnsemble:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
-    def teacher_scores(self, query_texts: list[str], doc_texts: list[list[str]]) -> list[torch.Tensor]:
-        """Each teacher's raw scores, one (batch, group) tensor per teacher.
+    def teacher_scores(
+        self, query_texts: list[str], doc_texts: list[list[str]], models: Sequence[Teacher] | None = None
+    ) -> list[torch.Tensor]:
+        """Each teacher's raw scores, one (batch, group) tensor per teacher (or per one of ``models``).
 
-        Bi-encoders score by dot product; cross-encoders and BM25 score each (query, document) pair.
+        Bi-encoders score by dot product; cross-encoders and BM25 score each (query, document) pair;
+        a hybrid teacher fuses its model's scores with BM25's (:mod:`~sparse_tune.training.hybrid_teacher`).
 
         Each distinct query and document text is encoded once per call, and each distinct
         (query, document) pair is scored once and its score reused wherever the pair
         occurs, so identical texts score identically by construction (and repeated
-        candidates cost nothing).
+        candidates cost nothing). ``models`` scores other models the same way (the teacher
+        report scores the student beside its teachers).
         """
         b, g = _check_texts(query_texts, doc_texts)
         uq, q_index = _distinct(query_texts)
         ud, d_index = _distinct([d for docs in doc_texts for d in docs])
         rows = torch.tensor(q_index, device=self.device).unsqueeze(1)  # (batch, 1)
         cols = torch.tensor(d_index, device=self.device).view(b, g)  # (batch, group)
-        out = []
         with torch.inference_mode(), self._autocast():
-            for model in self.models:
-                if isinstance(model, PairTeacher):
-                    out.append(self._pair_scores(model, uq, ud, rows.expand(b, g), cols))
-                    continue
-                q = self._encode(model, uq, "query")  # (distinct queries, dim)
-                d = self._encode(model, ud, "document")  # (distinct docs, dim)
-                # Every (query, doc) pair's score is computed once, then gathered.
-                out.append((q @ d.T).float()[rows, cols])  # (batch, group)
-        return out
+            return [self._scores(m, uq, ud, rows.expand(b, g), cols) for m in (models or self.models)]
+
+    def _scores(
+        self, model: Teacher, uq: list[str], ud: list[str], rows: torch.Tensor, cols: torch.Tensor
+    ) -> torch.Tensor:
+        """(batch, group) raw scores of one teacher; ``rows``/``cols`` index the distinct texts."""
+        if isinstance(model, HybridTeacher):
+            parts = [self._scores(part, uq, ud, rows, cols) for part in (model.model, model.bm25)]
+            return model.fuse(*parts)
+        if isinstance(model, PairTeacher):
+            return self._pair_scores(model, uq, ud, rows, cols)
+        q = self._encode(model, uq, "query")  # (distinct queries, dim)
+        d = self._encode(model, ud, "document")  # (distinct docs, dim)
+        # Every (query, doc) pair's score is computed once, then gathered.
+        return (q @ d.T).float()[rows, cols]  # (batch, group)
 
     def score(self, query_texts: list[str], doc_texts: list[list[str]]) -> torch.Tensor:
         """Combined teacher scores (batch, group), float32 on ``self.device``; no gradients."""
