@@ -19,11 +19,16 @@ if __name__ == "__main__":
     parser.add_argument("--train-queries", type=int, default=40)
     parser.add_argument("--test-queries", type=int, default=40)
     parser.add_argument("--other-docs", type=int, default=400)
+    parser.add_argument(
+        "--dev-queries", type=int, default=20, help="further training queries written as qrels/dev.tsv"
+    )
     args = parser.parse_args()
     split_sizes = {"train": args.train_queries, "test": args.test_queries}
     raise SystemExit(
         call_reporting_errors(
             "make_sample_dataset",
-            lambda: print(write_beir_subset(args.source, args.target, split_sizes, args.other_docs)),
+            lambda: print(
+                write_beir_subset(args.source, args.target, split_sizes, args.other_docs, args.dev_queries)
+            ),
         )
     )

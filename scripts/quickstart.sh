@@ -2,7 +2,7 @@
 # Set up and run the main job on a fresh machine: install (CPU PyTorch pinned), fine-tune
 # splade-tiny on the bundled scifact sample, and evaluate it before and after training, beside
 # BM25 and the trained model fused with BM25 (hybrid search as OpenSearch fuses it; weights and
-# fusion chosen on the sample's training queries, which this small run also trained on).
+# fusion chosen on the sample's dev queries, which the run never trained on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false

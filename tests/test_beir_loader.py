@@ -125,9 +125,13 @@ def test_training_examples_random_negatives(tmp_path):
 
 
 def test_sample_dataset_is_a_valid_beir_folder():
-    for split, n_queries in (("train", 40), ("test", 40)):
+    splits = {}
+    for split, n_queries in (("train", 40), ("test", 40), ("dev", 20)):
         corpus, queries, qrels = load_beir(MINI, split)
         assert len(queries) == n_queries and len(corpus) == 466
+        splits[split] = set(qrels)
+    # The dev queries are held apart from the training ones: the sample never trains on them.
+    assert not splits["dev"] & splits["train"] and not splits["dev"] & splits["test"]
     assert (MINI / "qrels" / "test.tsv").read_bytes().startswith(b"query-id\tcorpus-id\tscore\r\n")
     assert sum(p.stat().st_size for p in MINI.rglob("*") if p.is_file()) < 1_000_000
 
@@ -138,3 +142,16 @@ def test_write_beir_subset_round_trips(tmp_path):
     corpus, queries, qrels = load_beir(tmp_path / "dst", "test")
     assert qrels == {"q1": {"d1": 1}} and list(queries) == ["q1"]
     assert corpus.ids == ["d1", "d2"] and counts["docs"] == 2
+
+
+def test_write_beir_subset_dev_split_takes_further_queries_whose_documents_are_kept(tmp_path):
+    # Training queries in qrels order: q1 (d1), q2 (d3: not in the corpus below), q3 (d2).
+    src = make_beir(tmp_path / "src", [("q1", "d1", 1), ("q2", "d3", 1), ("q3", "d2", 1)], split="train")
+    counts = write_beir_subset(src, tmp_path / "dst", {"train": 1}, n_other_docs=1, dev_queries=5)
+    corpus, _, train = load_beir(tmp_path / "dst", "train")
+    _, queries, dev = load_beir(tmp_path / "dst", "dev")
+    assert corpus.ids == ["d1", "d2"] and train == {"q1": {"d1": 1}}
+    assert dev == {"q3": {"d2": 1}} and counts["dev_queries"] == 1  # q2 would need a document not kept
+    assert list(queries) == ["q3"]
+    lines = (tmp_path / "dst" / "queries.jsonl").read_text().splitlines()
+    assert [json.loads(line)["_id"] for line in lines] == ["q1", "q3"]

@@ -244,6 +244,8 @@ def write_beir_subset(
     target: str | PathLike[str],
     queries_per_split: dict[str, int],
     n_other_docs: int,
+    dev_queries: int = 0,
+    dev_from: str = "train",
 ) -> dict[str, int]:
     """Write a small BEIR folder cut from ``source`` (for examples and tests).
 
@@ -252,6 +254,11 @@ def write_beir_subset(
     ``n_other_docs`` other documents in corpus order. Files keep BEIR's layout (qrels
     header, CRLF) and the source's line order and raw JSON fields, so the subset is
     deterministic and loads with any BEIR reader. Returns counts for a README.
+
+    ``dev_queries`` > 0 also writes ``qrels/dev.tsv``: the next queries of ``dev_from`` (after
+    the ones kept for it, qrels file order) whose judged documents are all in that corpus, so
+    the dev split adds queries and changes no other file; a subset trained on ``dev_from`` can
+    then choose weights on queries it never trained on.
     """
     source, target = Path(source), Path(target)
     chosen: dict[str, Qrels] = {}
@@ -259,17 +266,26 @@ def write_beir_subset(
         _, _, qrels = load_beir(source, split)
         chosen[split] = {qid: qrels[qid] for qid in list(qrels)[:n]}
     judged = {d for q in chosen.values() for rels in q.values() for d in rels}
-    keep_queries = {qid for q in chosen.values() for qid in q}
 
     (target / "qrels").mkdir(parents=True, exist_ok=True)
     n_docs = n_other = 0
+    kept_docs: set[str] = set()
     with (target / "corpus.jsonl").open("w", encoding="utf-8", newline="\n") as dst:
         for _lineno, raw, obj in iter_json_lines(source / "corpus.jsonl"):
             doc_id = str(obj["_id"])
             if doc_id in judged or n_other < n_other_docs:
                 n_other += doc_id not in judged
                 n_docs += 1
+                kept_docs.add(doc_id)
                 dst.write(raw)
+    if dev_queries > 0:
+        if "dev" in chosen:
+            raise ValueError("dev_queries would overwrite the dev split given in queries_per_split")
+        _, _, qrels = load_beir(source, dev_from)
+        taken = set(chosen.get(dev_from, {}))
+        fits = [q for q in qrels if q not in taken and set(qrels[q]) <= kept_docs]
+        chosen["dev"] = {qid: qrels[qid] for qid in fits[:dev_queries]}
+    keep_queries = {qid for q in chosen.values() for qid in q}
     with (target / "queries.jsonl").open("w", encoding="utf-8", newline="\n") as dst:
         for _lineno, raw, obj in iter_json_lines(source / "queries.jsonl"):
             if str(obj["_id"]) in keep_queries:

@@ -14,6 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from sparse_tune.fsio import atomic_write_text
 from sparse_tune.types import EvalResult
 
 logger = logging.getLogger(__name__)
@@ -130,11 +131,12 @@ def run_seeds(
         )
         results.append(result)
     summary = summarize(results)
-    (output / "seeds.json").write_text(
+    atomic_write_text(
+        output / "seeds.json",
         json.dumps({"config": str(config), "dataset": str(dataset), "split": split, "seeds": seeds,
                     "runs": [{"model": r.model, "metrics": r.metrics, "kept": k and k["kept"]}
                              for r, k in zip(results, kept, strict=True)],
                     "summary": summary},
-                   indent=2) + "\n", encoding="utf-8",
+                   indent=2) + "\n",
     )  # fmt: skip
     return results, summary, kept

@@ -25,6 +25,7 @@ from transformers import TrainerCallback
 
 from sparse_tune.config import ConfigError, absolute_recipe, load_train_config
 from sparse_tune.experiments.search_space import Param
+from sparse_tune.fsio import atomic_write_text
 from sparse_tune.training.summary import base_metric, beats, read_summary
 
 logger = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ def run_study(settings: TuneSettings) -> dict[str, Any]:
     verdict = base_verdict(best.value, best.user_attrs.get("base"), base.training.greater_is_better)
     header = f"# best of study {settings.study_name!r}: {metric} {best.value:.4f} (trial {best.number}); {verdict}\n"
     best_path = settings.output / "best_config.yaml"
-    best_path.write_text(header + yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    atomic_write_text(best_path, header + yaml.safe_dump(recipe, sort_keys=False))
     return {"best_value": best.value, "best_trial": best.number, "best_params": best.params, "metric": metric,
             "verdict": verdict,
             "best_config": best_path, "trials_table": table, "plots": plots, "n_trials": len(study.trials)}  # fmt: skip
