@@ -8,6 +8,8 @@ device, so the same code serves gloo on CPU and NCCL on GPUs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -129,6 +131,37 @@ def barrier() -> None:
     """Wait for every sharing rank (no-op in a single process)."""
     if share_world() > 1:
         dist.barrier()
+
+
+class OtherRankFailed(RuntimeError):
+    """Rank 0 raised while deciding for every rank; the other ranks stop with this instead of waiting."""
+
+
+def main_decides(decide: Callable[[], bool]) -> bool:
+    """``decide()`` run on rank 0 only, its answer on every rank; if it raises, every rank raises.
+
+    A decision that can fail on rank 0 (an index check that refuses a foreign index, a server that
+    is down) must not leave the other ranks waiting for a broadcast that never comes: torchrun's
+    agent tears the group down when a rank exits, but other launchers (srun, mpirun) leave them
+    waiting for the collective's timeout (30 minutes). Rank 0 sends a failure code and re-raises
+    its own error; the other ranks raise :class:`OtherRankFailed`. In a single process: ``decide()``.
+    """
+    if share_world() == 1:
+        return decide()
+    failed = 2  # the code for "rank 0 raised"; 0 and 1 are the answer
+    code, error = 0, None
+    if is_main():
+        try:
+            code = int(bool(decide()))
+        except Exception as exc:  # shared with the other ranks below, then raised again here
+            code, error = failed, exc
+    value = torch.tensor([code], device=_collective_device())
+    dist.broadcast(value, src=0)
+    if error is not None:
+        raise error
+    if int(value.item()) == failed:
+        raise OtherRankFailed(f"rank 0 stopped with an error (in its log); rank {share_rank()} stops too")
+    return bool(value.item())
 
 
 def agree(flag: bool) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,8 +36,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def torchrun(commands: list[list[str]], tmp: Path, nproc: int = 2) -> str:
-    """Run ``commands`` (sparse-tune argument lists) under torchrun with ``nproc`` gloo ranks; the log."""
+def torchrun(commands: list[list[str]], tmp: Path, nproc: int = 2, ok: bool = True) -> str:
+    """Run ``commands`` (sparse-tune argument lists) under torchrun with ``nproc`` gloo ranks; the log.
+
+    ``ok=False``: the run must fail (non-zero exit), and within the timeout rather than hang.
+    """
     spec = tmp / "commands.json"
     spec.write_text(json.dumps(commands), encoding="utf-8")
     env = {
@@ -52,7 +56,7 @@ def torchrun(commands: list[list[str]], tmp: Path, nproc: int = 2) -> str:
         str(ROOT / "tests" / "shard_worker.py"), str(spec),
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (proc.returncode == 0) == ok, proc.stderr[-4000:]
     return proc.stderr
 
 
@@ -287,3 +291,19 @@ def test_opensearch_ranks_index_their_own_shards_and_the_index_is_reused(
         for run in ("two", "reused", "rebuilt")
     }  # fmt: skip
     assert rows["two"] == rows["reused"] == rows["rebuilt"] and rows["two"]["num_docs"] == 5
+
+    # The same name held by an index sparse_tune did not create: rank 0 refuses it, and rank 1 stops on
+    # its own, saying why (torchrun's agent would kill it; a launcher that does not, such as srun,
+    # would leave it waiting for rank 0's answer until the collective times out, 30 minutes).
+    from opensearchpy import OpenSearch
+
+    [index] = set(re.findall(r"rank 0 bulk-indexes its 3 documents into (sparse-tune-\S+)", log))
+    client = OpenSearch(opensearch_url)
+    client.indices.delete(index=index)
+    client.indices.create(index=index, body={"mappings": {"properties": {"text": {"type": "text"}}}})
+    failed = torchrun([[*base, "--output", str(tmp_path / "foreign")]], tmp_path, ok=False)
+    assert f"index '{index}' on {opensearch_url} exists and was not created by sparse-tune" in failed
+    assert "rank 0 stopped with an error (in its log); rank 1 stops too" in failed
+    assert client.indices.get_mapping(index=index)[index]["mappings"] == {
+        "properties": {"text": {"type": "text"}}
+    }  # untouched

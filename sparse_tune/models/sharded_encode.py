@@ -33,11 +33,11 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from sparse_tune.distributed import (
-    agree,
     barrier,
     gather_arrays,
     is_main,
     local_device,
+    main_decides,
     share_rank,
     share_world,
     strided_share,
@@ -244,9 +244,10 @@ def discard_pieces(resume_dir: str | Path | None) -> None:
 def needs_index(backend: IndexBackend, index: str, reindex: bool, fingerprint: str | None = None) -> bool:
     """Rank 0's answer, on every rank: must ``index`` be built (absent, incomplete, other ``fingerprint``, or ``reindex``)?
 
-    ``exists`` is asked first, so a server index sparse_tune did not create is refused before any change.
+    ``exists`` is asked first, so a server index sparse_tune did not create is refused before any change,
+    and the refusal stops every rank (none is left waiting for rank 0's answer).
     """
-    return agree(is_main() and (not backend.exists(index, fingerprint) or reindex))
+    return main_decides(lambda: not backend.exists(index, fingerprint) or reindex)
 
 
 def index_shards(
