@@ -248,6 +248,22 @@ DEFAULT_SCORE_SCALE = 30.0
 BM25_TEACHER_TYPES = ("bm25", "hybrid")
 
 
+def check_hybrid_settings(teacher_type: str, bm25: Optional[str], fusion: Optional[dict]) -> None:
+    """``bm25`` and ``fusion`` belong to a hybrid teacher, and ``fusion`` must be one OpenSearch knows.
+
+    One check for a recipe's teacher and a pipeline's, so a bad setting fails when the file loads.
+    """
+    if teacher_type != "hybrid" and (bm25 is not None or fusion is not None):
+        raise ConfigError(f"bm25 and fusion belong to a hybrid teacher, not to a {teacher_type} one")
+    if fusion is not None:
+        from sparse_tune.index.fusion import fusion_from_mapping
+
+        try:
+            fusion_from_mapping(fusion, retrievers=2)
+        except ValueError as exc:
+            raise ConfigError(f"hybrid teacher fusion: {exc}") from None
+
+
 @dataclass
 class TeacherConfig:
     """One live teacher: ``{type: dense|sparse|cross_encoder|bm25|hybrid, model: name-or-path, weight: w}``.
@@ -280,15 +296,7 @@ class TeacherConfig:
             )
         if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight) or self.weight < 0:
             raise ConfigError(f"teacher weight must be a finite number >= 0, got {self.weight}")
-        if self.type != "hybrid" and (self.bm25 is not None or self.fusion is not None):
-            raise ConfigError(f"bm25 and fusion belong to a hybrid teacher, not to a {self.type} one")
-        if self.fusion is not None:
-            from sparse_tune.index.fusion import fusion_from_mapping
-
-            try:
-                fusion_from_mapping(self.fusion, retrievers=2)
-            except ValueError as exc:
-                raise ConfigError(f"hybrid teacher fusion: {exc}") from None
+        check_hybrid_settings(self.type, self.bm25, self.fusion)
         if self.model is None and self.type == "bm25":
             return  # the training corpus, filled in once the recipe's beir_dir is known
         if not isinstance(self.model, str) or not self.model.strip():

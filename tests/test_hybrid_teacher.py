@@ -98,8 +98,12 @@ def test_fusion_comes_from_the_setting_then_hybrid_json_then_opensearchs_default
     ],
 )
 def test_bad_hybrid_teacher_settings_fail_in_one_line(kwargs: dict, message: str) -> None:
+    from sparse_tune.pipeline.config import TeacherSpec
+
     with pytest.raises(ConfigError, match=message):
         TeacherConfig(**kwargs)
+    with pytest.raises(ConfigError, match=message):  # a pipeline's teacher: the same check, at load
+        TeacherSpec(name="t", **kwargs)
 
 
 def test_a_recipes_hybrid_teacher_takes_bm25_from_beir_dir(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from sparse_tune.config import (
     TeacherConfig,
     TrainConfig,
     build_section,
+    check_hybrid_settings,
     load_train_config,
     resolve_recipe_paths,
     resolve_section_paths,
@@ -83,8 +84,7 @@ class TeacherSpec:
             raise ConfigError(
                 f"mined must be a mapping of mining settings (e.g. {{range: 20-200}}), got {self.mined!r}"
             )
-        if self.type != "hybrid" and (self.bm25 is not None or self.fusion is not None):
-            raise ConfigError(f"bm25 and fusion belong to a hybrid teacher, not to a {self.type} one")
+        check_hybrid_settings(self.type, self.bm25, self.fusion)
         if not self.recipe and (self.overrides or self.mined is not None):
             raise ConfigError("overrides and mined apply to a teacher trained by a recipe; this one has none")
         if not isinstance(self.overrides, dict):
