@@ -14,7 +14,7 @@ import torch
 from sparse_tune.config import LossConfig
 from sparse_tune.distributed import mean_over_ranks, rank, world_size
 from sparse_tune.losses import build_loss
-from sparse_tune.losses.base import LossInputs
+from sparse_tune.losses.base import LossInputs, query_keys
 from sparse_tune.models.io import build_model, model_config_for
 from sparse_tune.training.cached import encode_and_score
 from sparse_tune.training.collator import GroupCollator
@@ -43,14 +43,19 @@ EXAMPLES = [
 ]
 INFONCE_FLOPS = dict(loss="infonce", scale=0.05, flops_doc_weight=0.05, flops_query_weight=0.1)
 KL = dict(loss="kl", temperature=2.0)
-#: name -> (loss config, mini_batch_size or None for uncached, gather across devices)
+#: name -> (loss config, mini_batch_size or None for uncached, gather across devices, same-query keys)
 SCENARIOS = {
-    "infonce_flops": (INFONCE_FLOPS, None, True),
-    "infonce_flops_cached": (INFONCE_FLOPS, 1, True),
-    "kl": (KL, None, True),
-    "kl_cached": (KL, 1, True),
-    "infonce_flops_per_rank": (INFONCE_FLOPS, None, False),  # the old behaviour, to show gathering matters
+    "infonce_flops": (INFONCE_FLOPS, None, True, False),
+    "infonce_flops_cached": (INFONCE_FLOPS, 1, True, False),
+    "kl": (KL, None, True, False),
+    "kl_cached": (KL, 1, True, False),
+    "infonce_flops_per_rank": (INFONCE_FLOPS, None, False, False),  # the old behaviour: gathering matters
+    # Examples 0 and 2 as two groups of one query (one per positive): on rank 0 and rank 1 under
+    # torchrun, so each positive is masked out of the other's softmax only if the keys are gathered.
+    "infonce_same_query": (INFONCE_FLOPS, None, True, True),
 }
+#: The same-query scenario's key per example (examples 0 and 2 are one query).
+SAME_QUERY = ["q0", "q1", "q0", "q3"]
 
 
 def build_tiny_model() -> torch.nn.Module:
@@ -60,12 +65,15 @@ def build_tiny_model() -> torch.nn.Module:
     return model
 
 
-def run_scenarios(examples: list[dict], model: torch.nn.Module) -> dict[str, dict]:
-    """For each scenario: the global loss, the logged terms (mean over ranks) and every parameter gradient."""
+def run_scenarios(examples: list[dict], model: torch.nn.Module, keys: list[str]) -> dict[str, dict]:
+    """For each scenario: the global loss, the logged terms (mean over ranks) and every parameter gradient.
+
+    ``keys``: the same-query scenario's key texts of ``examples``.
+    """
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     batch = GroupCollator(model)(examples)
     out = {}
-    for name, (loss_kwargs, mini_batch_size, gather) in SCENARIOS.items():
+    for name, (loss_kwargs, mini_batch_size, gather, same) in SCENARIOS.items():
         model.load_state_dict(initial)
         model.zero_grad(set_to_none=True)
         wrapped = model
@@ -73,8 +81,11 @@ def run_scenarios(examples: list[dict], model: torch.nn.Module) -> dict[str, dic
             wrapped = torch.nn.parallel.DistributedDataParallel(model)
         loss_fn = build_loss(LossConfig(**loss_kwargs), inference_free=False)
 
-        def loss_of(q, d, loss_fn=loss_fn, gather=gather):
-            return loss_fn(LossInputs(q, d, teacher_scores=batch["teacher_scores"], gather=gather))
+        def loss_of(q, d, loss_fn=loss_fn, gather=gather, same=same):
+            keys_of = query_keys(keys) if same else None
+            return loss_fn(
+                LossInputs(q, d, teacher_scores=batch["teacher_scores"], gather=gather, query_keys=keys_of)
+            )
 
         _, _, terms = encode_and_score(wrapped, batch["query"], batch["docs"], loss_of, mini_batch_size)
         terms["loss"].backward()
@@ -97,7 +108,8 @@ def main(output: str) -> None:
     torch.manual_seed(0)
     n, r = world_size(), rank()
     share = len(EXAMPLES) // n
-    result = run_scenarios(EXAMPLES[r * share : (r + 1) * share], build_tiny_model())
+    mine = slice(r * share, (r + 1) * share)
+    result = run_scenarios(EXAMPLES[mine], build_tiny_model(), SAME_QUERY[mine])
     result["_ranks"] = mean_over_ranks({"rank_plus_one": float(r + 1)})  # 1.5 with two ranks
     if r == 0:
         torch.save(result, output)

@@ -31,7 +31,7 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 @pytest.fixture(scope="module")
 def single() -> dict:
     """The reference: one process, all four examples in one batch."""
-    return ddp_worker.run_scenarios(ddp_worker.EXAMPLES, ddp_worker.build_tiny_model())
+    return ddp_worker.run_scenarios(ddp_worker.EXAMPLES, ddp_worker.build_tiny_model(), ddp_worker.SAME_QUERY)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,9 @@ def _assert_same(got: dict, want: dict) -> None:
 
 
 @pytest.mark.ddp
-@pytest.mark.parametrize("scenario", ["infonce_flops", "infonce_flops_cached", "kl", "kl_cached"])
+@pytest.mark.parametrize(
+    "scenario", ["infonce_flops", "infonce_flops_cached", "kl", "kl_cached", "infonce_same_query"]
+)
 def test_two_ranks_equal_one_process_at_double_batch(two_ranks, single, scenario):
     got, want = two_ranks[scenario], single[scenario]
     _assert_same(got, want)
@@ -87,6 +89,13 @@ def test_without_gathering_each_rank_sees_only_its_own_batch(two_ranks, single):
     got, want = two_ranks["infonce_flops_per_rank"]["logged"], single["infonce_flops"]["logged"]
     for name in ("infonce", "flops_doc", "flops_query"):
         assert abs(got[name] - want[name]) > 1e-3, name
+
+
+def test_same_query_groups_mask_each_others_positive(single):
+    """Examples 0 and 2 as one query: a positive leaves the other group's softmax, so the loss drops."""
+    masked, plain = single["infonce_same_query"]["logged"], single["infonce_flops"]["logged"]
+    assert masked["infonce"] < plain["infonce"] - 1e-3
+    assert masked["flops_doc"] == pytest.approx(plain["flops_doc"], rel=1e-6)  # only the softmax changes
 
 
 @pytest.mark.ddp

@@ -102,13 +102,13 @@ def test_infonce_never_counts_a_positive_of_the_same_query_as_an_in_batch_negati
 
     import torch
 
-    from sparse_tune.losses.base import LossInputs
+    from sparse_tune.losses.base import LossInputs, query_keys
     from sparse_tune.losses.infonce import InfoNCELoss
 
     q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # the same query twice
     d = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [1.0, 0.0]])  # pos0, neg0, pos1, neg1
-    same = torch.tensor([[True, True], [True, True]])
-    got = InfoNCELoss()(LossInputs(q=q, d=d, same_query=same))["loss"].item()
+    same = query_keys(["aspirin", "aspirin"])
+    got = InfoNCELoss()(LossInputs(q=q, d=d, query_keys=same))["loss"].item()
     # row 0 scores [2, 0, (3 masked), 1]; row 1 scores [(2 masked), 0, 3, 1]
     row0 = -2 + math.log(math.exp(2) + math.exp(0) + math.exp(1))
     row1 = -3 + math.log(math.exp(0) + math.exp(3) + math.exp(1))
@@ -118,7 +118,21 @@ def test_infonce_never_counts_a_positive_of_the_same_query_as_an_in_batch_negati
     row1_all = -3 + math.log(math.exp(2) + math.exp(0) + math.exp(3) + math.exp(1))
     assert unmasked == pytest.approx((row0_all + row1_all) / 2, rel=1e-6)
     # different queries: nothing masked
-    other = torch.tensor([[True, False], [False, True]])
-    assert InfoNCELoss()(LossInputs(q=q, d=d, same_query=other))["loss"].item() == pytest.approx(
+    other = query_keys(["aspirin", "insulin"])
+    assert InfoNCELoss()(LossInputs(q=q, d=d, query_keys=other))["loss"].item() == pytest.approx(
         unmasked, rel=1e-6
     )
+
+
+def test_query_keys_are_equal_for_equal_texts_in_any_process():
+    """The key of a text is fixed (not Python's salted ``hash``), so ranks agree on which queries are one."""
+    import subprocess
+    import sys
+
+    from sparse_tune.losses.base import query_keys
+
+    keys = query_keys(["aspirin", "insulin", "aspirin", ""])
+    assert keys.dtype == torch.int64 and keys[0] == keys[2] and keys[0] != keys[1] and keys[1] != keys[3]
+    code = "from sparse_tune.losses.base import query_keys; print(query_keys(['aspirin']).item())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == int(keys[0])

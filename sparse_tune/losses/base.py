@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
 
 from sparse_tune.distributed import gather_rows
+
+
+def query_keys(texts: list[str]) -> torch.Tensor:
+    """A 64-bit key per query text, equal on every rank for equal texts (Python's ``hash`` is salted per process)."""
+    return torch.tensor(
+        [
+            int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+            for t in texts
+        ],
+        dtype=torch.int64,
+    )
 
 
 @dataclass
@@ -28,9 +40,10 @@ class LossInputs:
     step: int = 0
     gather: bool = False
     labels: torch.Tensor | None = None  # (batch,): labelled pairs' labels in [0, 1]
-    # (batch, batch) bool: groups i and k are of one query (a query with many positives has one
-    # group per positive), so k's positive must not count as an in-batch negative of i.
-    same_query: torch.Tensor | None = None
+    # (batch,) int64, one key per query text (:func:`query_keys`): groups with equal keys are of one
+    # query (a query with many positives has one group per positive), so one's positive must not
+    # count as an in-batch negative of the other, on this rank or, with ``gather``, on another.
+    query_keys: torch.Tensor | None = None
     _gathered: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -51,8 +64,14 @@ class LossInputs:
         """Queries of the global batch: (world batch, dim)."""
         return self._global("q")[0]
 
+    def global_query_keys(self) -> torch.Tensor:
+        """``query_keys`` of the global batch: (world batch,), in the order of :meth:`global_docs`' groups."""
+        if self.query_keys is None:
+            raise ValueError("the batch has no query_keys")
+        return self._global("keys")[0]
+
     def _global(self, side: str) -> tuple[torch.Tensor, int]:
-        local = self.q if side == "q" else self.d
+        local = {"q": self.q, "d": self.d, "keys": self.query_keys}[side]
         if not self.gather:
             return local, 0
         if side not in self._gathered:

@@ -32,13 +32,14 @@ class InfoNCELoss(nn.Module):
             docs, first = batch.global_docs()  # (world batch * group, dim), this rank's first row
             scores = batch.q @ docs.T  # (batch, world batch * group)
             target = first + torch.arange(b, device=scores.device) * g
-            if batch.same_query is not None:
-                # Another group of the same query holds one of this query's positives: not a negative.
-                other = batch.same_query.to(scores.device) & ~torch.eye(
-                    b, dtype=torch.bool, device=scores.device
-                )
+            if batch.query_keys is not None:
+                # Another group of the same query, on any rank, holds one of this query's positives:
+                # not a negative. Column k*g is global group k's positive.
+                keys = batch.global_query_keys().to(scores.device)  # (world batch,)
+                same = batch.query_keys.to(scores.device)[:, None] == keys[None, :]
+                same[torch.arange(b, device=scores.device), target // g] = False  # its own positive
                 mask = torch.zeros_like(scores, dtype=torch.bool)
-                mask[:, target] = other  # column first + k*g is group k's positive
+                mask[:, torch.arange(keys.numel(), device=scores.device) * g] = same
                 scores = scores.masked_fill(mask, float("-inf"))
         else:
             scores = batch.group_scores()  # (batch, group)

@@ -21,7 +21,7 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from sparse_tune.distributed import mean_over_ranks, world_size
-from sparse_tune.losses.base import LossInputs
+from sparse_tune.losses.base import LossInputs, query_keys
 from sparse_tune.models.io import CheckpointError, load_weights_into
 from sparse_tune.models.retriever import Retriever
 from sparse_tune.training.cached import encode_and_score
@@ -91,9 +91,11 @@ class RetrievalTrainer(Trainer):
 
         labels = inputs.get("pair_labels")  # (batch,) for labelled pairs
         texts = inputs.get("query_texts") or []
-        same_query = None
-        if len(set(texts)) < len(texts):  # one query's groups side by side (one group per positive)
-            same_query = torch.tensor([[a == b for b in texts] for a in texts], dtype=torch.bool)
+        keys = None
+        # One query's groups (one group per positive) may meet in a batch; under DDP on another rank
+        # too, so every rank then sends its keys (all ranks take the same branch).
+        if texts and (gather or len(set(texts)) < len(texts)):
+            keys = query_keys(texts)
 
         def loss_of(q: torch.Tensor, d: torch.Tensor) -> dict[str, torch.Tensor]:
             return self.loss_fn(
@@ -104,7 +106,7 @@ class RetrievalTrainer(Trainer):
                     step=step,
                     gather=gather,
                     labels=labels,
-                    same_query=same_query,
+                    query_keys=keys,
                 )
             )
 
