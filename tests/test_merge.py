@@ -138,3 +138,16 @@ def test_auto_picks_the_best_validation_alpha_and_shows_the_second_dataset(pair,
     best = max(report["rows"], key=lambda r: (r["in_domain"], -r["alpha"]))
     assert report["alpha"] == best["alpha"]
     assert "tiny_beir/test" in report["table"]
+
+
+def test_validation_candidates_follow_the_tuned_runs_own_settings(tmp_path):
+    """On the run's own split, alpha 1 is scored on the pool the run validated on (its recipe.yaml)."""
+    from sparse_tune.experiments.merge import ValidationChoice
+
+    (tmp_path / "recipe.yaml").write_text("eval_corpus_budget: 2000\neval_pool_bm25_k: 20\nseed: 1\n")
+    assert ValidationChoice().candidates(str(tmp_path)) == (2000, 20)
+    assert ValidationChoice(corpus_budget=500).candidates(str(tmp_path)) == (500, 20)  # given wins
+    assert ValidationChoice(dataset="elsewhere", split="dev").candidates(str(tmp_path)) == (20000, 100)
+    (tmp_path / "recipe.yaml").write_text("seed: 1\n")  # the run kept the defaults
+    assert ValidationChoice().candidates(str(tmp_path)) == (20000, 100)
+    assert ValidationChoice().candidates(str(tmp_path / "no-run")) == (20000, 100)

@@ -35,7 +35,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--second-split", default="test")
     p.add_argument("--metric", default="ndcg@10", choices=("ndcg@10", "recall@100", "mrr@10"))
     p.add_argument("--grid", default=None, help="alphas to try, comma-separated (default 0,0.1,...,1)")
-    p.add_argument("--eval-corpus-budget", type=positive_int, default=20000)
+    p.add_argument(
+        "--eval-corpus-budget",
+        type=positive_int,
+        default=None,
+        help="full corpus up to this many documents, else a BM25 pool (default: as TUNED validated, else 20000)",
+    )
+    p.add_argument(
+        "--eval-pool-bm25-k",
+        type=positive_int,
+        default=None,
+        help="BM25 candidates per query in a pool (default: as TUNED validated, else 100)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.set_defaults(func=run)
 
@@ -57,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         args.eval_max_queries,
         args.train_split,
         args.eval_corpus_budget,
+        args.eval_pool_bm25_k,
     )
     report = run_merge(
         args.base,

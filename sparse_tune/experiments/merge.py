@@ -34,8 +34,21 @@ class ValidationChoice:
     seed: int = 0
     max_queries: int | None = None
     train_split: str = "train"
-    corpus_budget: int = 20000
-    pool_bm25_k: int = 100
+    # None: the tuned run's own setting (its recipe.yaml) when validating on its split, else
+    # EvalConfig's default, so alpha 1 scores what the run's validation scored.
+    corpus_budget: int | None = None
+    pool_bm25_k: int | None = None
+
+    def candidates(self, tuned: str) -> tuple[int, int]:
+        """``(corpus budget, BM25 pool k)``: as given, else as the tuned run validated, else the defaults."""
+        from sparse_tune.config import EvalConfig
+        from sparse_tune.training.run_folder import saved_recipe
+
+        ran = (saved_recipe(tuned) or {}) if self.dataset is None else {}
+        default = EvalConfig()
+        budget = self.corpus_budget or ran.get("eval_corpus_budget") or default.eval_corpus_budget
+        pool = self.pool_bm25_k or ran.get("eval_pool_bm25_k") or default.eval_pool_bm25_k
+        return int(budget), int(pool)
 
     def load(self, tuned: str) -> ValidationSplit:
         if self.dataset is None:
@@ -90,12 +103,13 @@ def run_merge(
     second_name = None
     if alpha is None or second_dataset:
         split = validation.load(tuned)
-        in_domain = RetrievalValidator(split, validation.corpus_budget, validation.pool_bm25_k, batch_size)
+        budget, pool = validation.candidates(tuned)
+        in_domain = RetrievalValidator(split, budget, pool, batch_size)
         second = None
         if second_dataset:
             second_name = f"{Path(second_dataset).name}/{second_split}"
             other = load_validation_split(second_dataset, second_split, None, "train", validation.seed)
-            second = RetrievalValidator(other, validation.corpus_budget, validation.pool_bm25_k, batch_size)
+            second = RetrievalValidator(other, budget, pool, batch_size)
         search = search_alpha(
             base_model, tuned_model, in_domain, grid if alpha is None else (alpha,), metric, second
         )

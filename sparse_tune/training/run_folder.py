@@ -69,6 +69,15 @@ class RunFolder:
         return sorted(k for k in keys if self.recipe.get(k) != source.get(k))
 
 
+def saved_recipe(folder: str | Path) -> dict[str, Any] | None:
+    """The recipe a run saved in ``folder`` at its start; ``None`` when there is none or it is unreadable."""
+    try:
+        loaded = yaml.safe_load((Path(folder) / RECIPE_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def inspect_run_folder(output_dir: str | Path) -> RunFolder:
     """Read the state of ``output_dir`` (see the module doc); a path that is not a folder is an error."""
     path = Path(output_dir)
@@ -76,13 +85,7 @@ def inspect_run_folder(output_dir: str | Path) -> RunFolder:
         raise RunFolderError(f"output_dir {path} is a file, not a folder: choose a folder for the run")
     if not path.is_dir():
         return RunFolder(path, "new", None, None)
-    recipe = None
-    if (path / RECIPE_FILE).is_file():
-        try:
-            loaded = yaml.safe_load((path / RECIPE_FILE).read_text(encoding="utf-8"))
-            recipe = loaded if isinstance(loaded, dict) else None
-        except (OSError, yaml.YAMLError):
-            recipe = None
+    recipe = saved_recipe(path)
     if any((path / name).is_file() for name in FINAL_MODEL_FILES):
         return RunFolder(path, "finished", None, recipe)
     checkpoint = last_complete_checkpoint(path)
