@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sparse_tune.cli.argtypes import positive_int, seed_int
+from sparse_tune.cli.argtypes import non_negative_float, positive_int, seed_int
 
 
 def add_parser(subparsers) -> None:
@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
         help="interpolate a fine-tuned model with its base (WiSE-FT), alpha chosen on validation",
         description="merged = (1 - alpha) * BASE + alpha * TUNED, weight by weight. --alpha auto scores a grid "
         "of alphas on the tuned run's validation queries (its validation_split.json, or --dataset with "
-        "--eval-split / --eval-holdout) and keeps the best (ties: the smaller alpha); --second-dataset is "
+        "--eval-split / --eval-holdout) and keeps the smallest alpha within --tolerance of the best; --second-dataset is "
         "scored beside it at every alpha, never used to choose.",
     )
     p.add_argument("base", help="the model fine-tuning started from (name, folder or hub id)")
@@ -36,6 +36,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--metric", default="ndcg@10", choices=("ndcg@10", "recall@100", "mrr@10"))
     p.add_argument("--grid", default=None, help="alphas to try, comma-separated (default 0,0.1,...,1)")
     p.add_argument(
+        "--tolerance",
+        type=non_negative_float,
+        default=None,
+        help="auto takes the smallest alpha within this of the best validation score (default 0.005, "
+        "alpha_search.DEFAULT_TOLERANCE; 0: the best alpha itself)",
+    )
+    p.add_argument(
         "--eval-corpus-budget",
         type=positive_int,
         default=None,
@@ -52,7 +59,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparse_tune.evaluation.alpha_search import DEFAULT_GRID
+    from sparse_tune.evaluation.alpha_search import DEFAULT_GRID, DEFAULT_TOLERANCE
     from sparse_tune.experiments.merge import ValidationChoice, parse_alpha, run_merge
 
     grid = DEFAULT_GRID
@@ -81,9 +88,13 @@ def run(args: argparse.Namespace) -> int:
         args.metric,
         grid,
         args.batch_size,
+        DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
     )
     if "table" in report:
         print(report["table"])
-        print(f"chosen on {report['chosen_on']}")
+        print(
+            f"chosen on {report['chosen_on']}: the smallest alpha within {report['tolerance']:g} of the best "
+            f"(alpha {report['best_alpha']:.2f})"
+        )
     print(f"alpha {report['alpha']:.2f}: merged model written to {args.output}")
     return 0

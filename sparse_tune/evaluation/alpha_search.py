@@ -3,9 +3,11 @@
 Each ``alpha`` of a grid gives a merged model (:func:`~sparse_tune.models.merge.merge_models`)
 scored by the run's own in-loop validator (:class:`~sparse_tune.evaluation.validation.RetrievalValidator`):
 the validation split only, never test, so the choice does not peek at what is reported. The
-best in-domain score wins; ties go to the smaller ``alpha`` (closer to the base, which is what
-merging is for). A second dataset, when given, is scored at every ``alpha`` too, but only shown:
-choosing on it would make its figure a validation figure.
+chosen ``alpha`` is the smallest whose in-domain score is within ``tolerance`` of the best one
+(0: the best itself, ties to the smaller): merging is for keeping what the base knew, so of
+alphas that score alike in-domain the one closest to the base is taken. A second dataset, when
+given, is scored at every ``alpha`` too, but only shown: choosing on it would make its figure a
+validation figure.
 """
 
 from __future__ import annotations
@@ -29,15 +31,26 @@ class AlphaRow:
     second: float | None = None
 
 
+#: How far below the best in-domain score a smaller alpha may be and still be chosen (``merge --tolerance``).
+DEFAULT_TOLERANCE = 0.005
+
+
 @dataclass
 class AlphaSearch:
     metric: str
     rows: list[AlphaRow] = field(default_factory=list)
+    tolerance: float = 0.0
 
     @property
     def best(self) -> AlphaRow:
         """The best in-domain row; on a tie the smaller alpha."""
         return max(self.rows, key=lambda r: (r.in_domain, -r.alpha))
+
+    @property
+    def chosen(self) -> AlphaRow:
+        """The smallest alpha scoring within ``tolerance`` of :attr:`best` in-domain."""
+        floor = self.best.in_domain - self.tolerance
+        return min((r for r in self.rows if r.in_domain >= floor), key=lambda r: r.alpha)
 
     def table(self, second_name: str | None = None) -> str:
         head = f"| alpha | in-domain {self.metric} |" + (
@@ -45,7 +58,7 @@ class AlphaSearch:
         )
         lines = [head, "|---|---|" + ("---|" if second_name else "")]
         for r in self.rows:
-            mark = " *" if r is self.best else ""
+            mark = " *" if r is self.chosen else ""
             cells = f"| {r.alpha:.2f}{mark} | {r.in_domain:.4f} |"
             if second_name:
                 cells += f" {r.second:.4f} |" if r.second is not None else " |"
@@ -60,11 +73,14 @@ def search_alpha(
     grid: Sequence[float] = DEFAULT_GRID,
     metric: str = "ndcg@10",
     second=None,
+    tolerance: float = 0.0,
 ) -> AlphaSearch:
     """Score every ``alpha`` of ``grid`` on ``validator`` (and ``second``, shown only); see the module doc."""
     if not grid:
         raise ValueError("the alpha grid is empty")
-    out = AlphaSearch(metric)
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    out = AlphaSearch(metric, tolerance=tolerance)
     for alpha in sorted(set(float(a) for a in grid)):
         model = merge_models(base, tuned, alpha)
         metrics = validator.evaluate(model).metrics

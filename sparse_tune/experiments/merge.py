@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sparse_tune.data.holdout import SPLIT_FILE, ValidationSplit, load_saved_split, load_validation_split
-from sparse_tune.evaluation.alpha_search import DEFAULT_GRID, AlphaSearch, search_alpha
+from sparse_tune.evaluation.alpha_search import DEFAULT_GRID, DEFAULT_TOLERANCE, AlphaSearch, search_alpha
 from sparse_tune.fsio import atomic_write_text
 from sparse_tune.models.io import load_model
 from sparse_tune.models.merge import check_mergeable, merge_models
@@ -92,8 +92,12 @@ def run_merge(
     metric: str = "ndcg@10",
     grid: tuple[float, ...] = DEFAULT_GRID,
     batch_size: int = 32,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> dict[str, Any]:
-    """Merge, save to ``output`` (a loadable model folder) with ``merge_report.json``; returns the report."""
+    """Merge, save to ``output`` (a loadable model folder) with ``merge_report.json``; returns the report.
+
+    ``--alpha auto`` takes the smallest alpha within ``tolerance`` of the best validation score.
+    """
     from sparse_tune.evaluation.validation import RetrievalValidator
 
     base_model, tuned_model = load_model(base), load_model(tuned)
@@ -111,10 +115,10 @@ def run_merge(
             other = load_validation_split(second_dataset, second_split, None, "train", validation.seed)
             second = RetrievalValidator(other, budget, pool, batch_size)
         search = search_alpha(
-            base_model, tuned_model, in_domain, grid if alpha is None else (alpha,), metric, second
+            base_model, tuned_model, in_domain, grid if alpha is None else (alpha,), metric, second, tolerance
         )
         if alpha is None:
-            alpha = search.best.alpha
+            alpha = search.chosen.alpha
     assert alpha is not None
     merged = merge_models(base_model, tuned_model, alpha)
     out = Path(output)
@@ -122,6 +126,8 @@ def run_merge(
     report: dict[str, Any] = {"base": base, "tuned": tuned, "alpha": alpha, "metric": metric}
     if search is not None:
         report["chosen_on"] = f"{split.dataset}/{split.split}{split.origin}"
+        report["tolerance"] = tolerance
+        report["best_alpha"] = search.best.alpha
         report["second_dataset"] = second_name
         report["rows"] = [vars(r) for r in search.rows]
         report["table"] = search.table(second_name)
