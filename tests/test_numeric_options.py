@@ -24,6 +24,7 @@ ZERO_IS_LEGAL = {
     ("mine", "--random-negatives"),  # no random negatives
     ("mine", "--seed"),
     ("merge", "--seed"),
+    ("merge", "--tolerance"),  # 0: the best alpha itself
     ("score", "--docs-per-query"),  # 0 = score each (query, positive) row whole
     ("seeds", "--seeds"),
     ("tune", "--sampler-seed"),
