@@ -234,6 +234,30 @@ def test_mine_refuses_a_foreign_index_under_the_generated_name(
 
 
 @pytest.mark.opensearch
+def test_mine_with_a_model_refuses_a_foreign_index_before_loading_the_model(
+    opensearch_url, client, foreign, tmp_path, capsys, monkeypatch
+):
+    from sparse_tune.data.beir import load_beir
+    from sparse_tune.index.fingerprint import fingerprint_texts
+    from sparse_tune.mining.beir import default_index_name
+
+    corpus = load_beir(TINY, "test")[0]
+    index = foreign(
+        default_index_name(str(TINY), "model", "splade-tiny", fingerprint_texts(corpus.ids, corpus.texts))
+    )
+    before = snapshot(client, index)
+
+    def no_load(name):
+        raise AssertionError(f"model {name} loaded before the index check")
+
+    monkeypatch.setattr("sparse_tune.models.io.load_model", no_load)
+    capsys.readouterr()
+    assert main(_mine(tmp_path, opensearch_url, "--method", "model", "--model", "splade-tiny")) == 2
+    _refused(_one_error_line(capsys.readouterr().err, "mine"), "mine", index, opensearch_url)
+    assert snapshot(client, index) == before
+
+
+@pytest.mark.opensearch
 def test_evaluate_bm25_refuses_a_foreign_index_under_its_generated_name(
     opensearch_url, client, foreign, tmp_path, capsys
 ):

@@ -211,12 +211,6 @@ def mine_beir_splits(
             for split, part in read.items()
         }
     corpus = next(iter(read.values()))[0]
-    retriever, model_key = None, None
-    if method == "model":
-        from sparse_tune.index.fingerprint import fingerprint_model
-        from sparse_tune.models.io import load_model
-
-        retriever, model_key = load_model(model), fingerprint_model(model)
     corpus_fp = fingerprint_texts(corpus.ids, corpus.texts)
     index = index or default_index_name(dataset, method, model, corpus_fp)
     options = dict(backend_options or {})
@@ -224,6 +218,15 @@ def mine_beir_splits(
         options["overwrite_index"] = True
     engine = get_backend(backend, **options)
     fingerprint = mining_fingerprint(method, model, corpus_fp)
+    retriever, model_key = None, None
+    if method == "model":
+        from sparse_tune.distributed import main_decides
+        from sparse_tune.index.fingerprint import fingerprint_model
+        from sparse_tune.models.io import load_model
+
+        # An index of that name sparse_tune did not create is refused before the model is loaded.
+        main_decides(lambda: engine.exists(index, fingerprint))
+        retriever, model_key = load_model(model), fingerprint_model(model)
     mined: dict[str, list[dict[str, Any]]] = {}
     for split, (_, queries, qrels) in read.items():
         report = ShortfallReport() if reports is None else reports.setdefault(split, ShortfallReport())
