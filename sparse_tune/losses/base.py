@@ -71,7 +71,11 @@ class LossInputs:
         return self._global("keys")[0]
 
     def _global(self, side: str) -> tuple[torch.Tensor, int]:
-        local = {"q": self.q, "d": self.d, "keys": self.query_keys}[side]
+        if side == "keys":
+            assert self.query_keys is not None
+            local = self.query_keys.to(self.q.device)  # NCCL gathers CUDA tensors only
+        else:
+            local = self.q if side == "q" else self.d
         if not self.gather:
             return local, 0
         if side not in self._gathered:
