@@ -166,11 +166,7 @@ def main_decides(decide: Callable[[], bool]) -> bool:
 
 def agree(flag: bool) -> bool:
     """Rank 0's ``flag`` on every rank: one decision (reuse an index, skip a step) for all ranks."""
-    if share_world() == 1:
-        return flag
-    value = torch.tensor([int(flag)], device=_collective_device())
-    dist.broadcast(value, src=0)
-    return bool(value.item())
+    return main_decides(lambda: flag)
 
 
 def strided_share(n_units: int) -> list[int]:

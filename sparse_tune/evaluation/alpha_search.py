@@ -57,8 +57,9 @@ class AlphaSearch:
             f" {second_name} {self.metric} |" if second_name else ""
         )
         lines = [head, "|---|---|" + ("---|" if second_name else "")]
+        chosen = self.chosen
         for r in self.rows:
-            mark = " *" if r is self.chosen else ""
+            mark = " *" if r is chosen else ""
             cells = f"| {r.alpha:.2f}{mark} | {r.in_domain:.4f} |"
             if second_name:
                 cells += f" {r.second:.4f} |" if r.second is not None else " |"
